@@ -1,0 +1,1 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
