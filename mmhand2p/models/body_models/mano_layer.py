@@ -105,6 +105,7 @@ class MANOLayer(nn.Module):
                     create_hand_pose=False,
                     create_betas=False,
                     create_global_orient=False,
+                    create_body_pose=False,
                     create_transl=False))
             f = np.asarray(d['f'], dtype=np.int64)
             flipped = False
@@ -127,9 +128,10 @@ class MANOLayer(nn.Module):
         # The model arrays come from model_path, not from checkpoints: keep
         # them out of state_dict so that a checkpoint neither carries the
         # (licensed) MANO arrays nor overrides the configured model.
-        for hand in hands:
-            for name in list(hand._buffers):
-                hand._non_persistent_buffers_set.add(name)
+        for module in self.right.modules():
+            module._non_persistent_buffers_set.update(module._buffers)
+        for module in self.left.modules():
+            module._non_persistent_buffers_set.update(module._buffers)
         if faces[0].shape != faces[1].shape:
             raise ValueError('MANOLayer: right and left models have different '
                              f'face counts ({paths[0]}, {paths[1]})')

@@ -1,0 +1,26 @@
+# Runtime settings shared by every mmhand2p config.
+default_scope = 'mmhand2p'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+
+# mmengine checkpoints load with torch.load(weights_only=True) under
+# torch >= 2.6: importing mmhand2p.engine allow-lists what they contain.
+custom_imports = dict(imports=['mmhand2p.engine'], allow_failed_imports=False)
