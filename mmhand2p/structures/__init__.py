@@ -1,0 +1,4 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+from .hand_data_sample import HAND_FIELDS, HandDataSample
+
+__all__ = ['HandDataSample', 'HAND_FIELDS']

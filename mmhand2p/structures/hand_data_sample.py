@@ -1,0 +1,65 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""The data sample that flows from datasets through models to metrics."""
+from mmengine.structures import BaseDataElement, InstanceData
+
+__all__ = ['HandDataSample', 'HAND_FIELDS']
+
+#: Fields of ``gt_hands`` / ``pred_hands``. Both are ``InstanceData`` with
+#: exactly 2 instances: index 0 = right hand, 1 = left hand. Units: metres,
+#: camera frame (OpenCV axes) unless stated. Not every field is always set.
+HAND_FIELDS = {
+    'hand_valid': '(2,) bool: the hand is present/annotated in this sample',
+    'joints_3d': '(2, 21, 3) wrist-first joints, camera frame, metres',
+    'joints_3d_valid': '(2, 21) float 0/1 validity of each 3D joint',
+    'joints_2d': '(2, 21, 2) pixels in the ORIGINAL image',
+    'joints_2d_valid': '(2, 21) float 0/1',
+    'vertices': '(2, 778, 3) MANO vertices, camera frame, metres',
+    'mano_pose': '(2, 16, 3) axis-angle, global orient first, camera frame '
+    '(flat-hand-relative, see MANOLayer)',
+    'mano_betas': '(2, 10)',
+    'mano_transl': '(2, 3) MANO transl so that MANOLayer reproduces the '
+    'camera-frame mesh',
+    'mano_valid': '(2,) bool: MANO parameters/vertices are valid',
+    'bboxes': '(2, 4) x1, y1, x2, y2 in the original image, pixels',
+    'scores': '(2,) detection / prediction confidence (predictions only)',
+}
+
+
+class HandDataSample(BaseDataElement):
+    """A two-hand sample: ground truth, prediction and meta information.
+
+    Attributes:
+        gt_hands (InstanceData): ground truth, 2 instances (right, left); see
+            :data:`HAND_FIELDS`.
+        pred_hands (InstanceData): predictions, same layout and fields.
+        metainfo: ``img_path``, ``img_id``, ``ori_shape`` (h, w),
+            ``cam_intrinsics`` (3, 3) of the original image, ``hand_type``
+            (``'right' | 'left' | 'interacting'``), ``input_center``,
+            ``input_scale``, ``crop_affine`` (2, 3) original image -> network
+            input, ``flip_left`` (the left hand was mirrored for the
+            network)...
+    """
+
+    @property
+    def gt_hands(self) -> InstanceData:
+        return self._gt_hands
+
+    @gt_hands.setter
+    def gt_hands(self, value: InstanceData) -> None:
+        self.set_field(value, '_gt_hands', dtype=InstanceData)
+
+    @gt_hands.deleter
+    def gt_hands(self) -> None:
+        del self._gt_hands
+
+    @property
+    def pred_hands(self) -> InstanceData:
+        return self._pred_hands
+
+    @pred_hands.setter
+    def pred_hands(self, value: InstanceData) -> None:
+        self.set_field(value, '_pred_hands', dtype=InstanceData)
+
+    @pred_hands.deleter
+    def pred_hands(self) -> None:
+        del self._pred_hands

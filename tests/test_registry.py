@@ -1,0 +1,144 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""Mixing components of mmhand2p, mmpose and mmdet through the registries."""
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmhand2p.registry import MODELS
+from mmhand2p.utils import set_default_scope
+
+
+@MODELS.register_module(force=True)
+class _BackboneHolder(nn.Module):
+    """An mmhand2p component that builds a child from its config."""
+
+    def __init__(self, backbone, detector=None):
+        super().__init__()
+        self.backbone = MODELS.build(backbone)
+        self.detector = MODELS.build(detector) if detector else None
+
+
+# RTMDet-tiny's architecture (mmdet's rtmdet_tiny_8xb32-300e_coco.py)
+TINY_RTMDET = dict(
+    _scope_='mmdet',
+    type='RTMDet',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[103.53, 116.28, 123.675],
+        std=[57.375, 57.12, 58.395],
+        bgr_to_rgb=False,
+        batch_augments=None),
+    backbone=dict(
+        type='CSPNeXt',
+        arch='P5',
+        expand_ratio=0.5,
+        deepen_factor=0.167,
+        widen_factor=0.375,
+        channel_attention=True,
+        norm_cfg=dict(type='BN'),
+        act_cfg=dict(type='SiLU', inplace=True)),
+    neck=dict(
+        type='CSPNeXtPAFPN',
+        in_channels=[96, 192, 384],
+        out_channels=96,
+        num_csp_blocks=1,
+        expand_ratio=0.5,
+        norm_cfg=dict(type='BN'),
+        act_cfg=dict(type='SiLU', inplace=True)),
+    bbox_head=dict(
+        type='RTMDetSepBNHead',
+        num_classes=2,
+        in_channels=96,
+        stacked_convs=2,
+        feat_channels=96,
+        anchor_generator=dict(
+            type='MlvlPointGenerator', offset=0, strides=[8, 16, 32]),
+        bbox_coder=dict(type='DistancePointBBoxCoder'),
+        loss_cls=dict(
+            type='QualityFocalLoss',
+            use_sigmoid=True,
+            beta=2.0,
+            loss_weight=1.0),
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
+        with_objectness=False,
+        exp_on_reg=False,
+        share_conv=True,
+        pred_kernel_size=1,
+        norm_cfg=dict(type='BN'),
+        act_cfg=dict(type='SiLU', inplace=True)),
+    train_cfg=dict(
+        assigner=dict(type='DynamicSoftLabelAssigner', topk=13),
+        allowed_border=-1,
+        pos_weight=-1,
+        debug=False),
+    test_cfg=dict(
+        nms_pre=1000,
+        min_bbox_size=0,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.6),
+        max_per_img=100),
+)
+
+
+def test_mmpose_backbone_in_mmhand2p_config():
+    set_default_scope('mmhand2p')
+    from mmpose.models.backbones import ResNet
+    model = MODELS.build(
+        dict(
+            type='_BackboneHolder',
+            backbone=dict(type='mmpose.ResNet', depth=18,
+                          out_indices=(3, ))))
+    assert isinstance(model.backbone, ResNet)
+    feats = model.backbone(torch.zeros(1, 3, 64, 64))
+    assert feats[-1].shape == (1, 512, 2, 2)  # stride 32
+    assert DefaultScope.get_current_instance().scope_name == 'mmhand2p'
+
+
+def test_nested_mmdet_rtmdet_subtree():
+    set_default_scope('mmhand2p')
+    from mmdet.models.detectors import RTMDet
+    model = MODELS.build(
+        dict(
+            type='_BackboneHolder',
+            backbone=dict(type='mmpose.ResNet', depth=18),
+            detector=TINY_RTMDET))
+    assert isinstance(model.detector, RTMDet)
+    # its children resolved in mmdet's scope (CSPNeXt is mmdet's)
+    assert type(model.detector.backbone).__name__ == 'CSPNeXt'
+    model.detector.eval()
+    with torch.no_grad():
+        cls, reg = model.detector(torch.zeros(1, 3, 64, 64), mode='tensor')
+    assert [c.shape[1] for c in cls] == [2, 2, 2]  # right / left hand
+    assert [tuple(c.shape[-2:]) for c in cls] == [(8, 8), (4, 4), (2, 2)]
+    # the scope switch made by _scope_ is undone after the build
+    assert DefaultScope.get_current_instance().scope_name == 'mmhand2p'
+
+
+def test_mmhand2p_builds_after_init_detector(tmp_path):
+    from mmdet.apis import init_detector as mmdet_init_detector
+
+    from mmhand2p.apis import init_detector
+    set_default_scope('mmhand2p')
+    hand_meta = dict(classes=('right_hand', 'left_hand'),
+                     palette=[(255, 64, 64), (64, 64, 255)])
+    cfg = dict(
+        model=TINY_RTMDET,
+        default_scope='mmdet',
+        test_dataloader=dict(
+            dataset=dict(type='CocoDataset', metainfo=hand_meta)))
+
+    # mmdet's own init_detector leaves the default scope at 'mmdet' ...
+    from mmengine.config import Config
+    mmdet_init_detector(Config(cfg), None, device='cpu')
+    assert DefaultScope.get_current_instance().scope_name == 'mmdet'
+    with pytest.raises(KeyError, match='MANOLayer'):
+        MODELS.build(dict(type='MANOLayer'))
+
+    # ... ours restores mmhand2p's, so unprefixed mmhand2p types resolve
+    set_default_scope('mmhand2p')
+    det = init_detector(cfg, None, device='cpu')
+    assert type(det).__name__ == 'RTMDet'
+    assert DefaultScope.get_current_instance().scope_name == 'mmhand2p'
+    layer = MODELS.build(dict(type='MANOLayer'))
+    assert type(layer).__name__ == 'MANOLayer'
