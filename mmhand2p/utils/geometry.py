@@ -30,7 +30,7 @@ __all__ = [
     'quaternion_to_axis_angle', 'quaternion_to_matrix', 'rot6d_to_matrix',
     'matrix_to_rot6d', 'axis_angle_to_rot6d', 'rot6d_to_axis_angle',
     'mirror_points', 'mirror_axis_angle', 'mirror_matrix', 'swap_hands',
-    'project_points', 'procrustes_align', 'skew'
+    'project_points', 'procrustes_align', 'skew', 'rigid_transform_mano'
 ]
 
 _EPS = 1e-8
@@ -332,3 +332,32 @@ def procrustes_align(
     trans = mu_t - s_fit[:, None] * (mu_p[:, None] @ rot.transpose(1, 2))[:, 0]
     aligned = s_fit[:, None, None] * pred @ rot.transpose(1, 2) + trans[:, None]
     return aligned, (s_fit, rot, trans)
+
+
+def rigid_transform_mano(global_orient: Tensor, transl: Tensor,
+                         root_joint: Tensor, rot: Tensor,
+                         trans: Tensor) -> Tuple[Tensor, Tensor]:
+    """MANO parameters of a hand moved rigidly by ``X' = rot @ X + trans``.
+
+    MANO rotates the whole hand by its global orientation ``Rg`` about the
+    root joint ``J0`` of the shaped rest mesh (which depends on the betas) and
+    then adds ``transl``: ``X = Rg (X_local - J0) + J0 + transl``. Hence the
+    moved hand has ``Rg' = rot @ Rg`` and
+    ``transl' = rot @ (J0 + transl) + trans - J0``: the rotation and the
+    translation change together, around ``J0``. Used for world -> camera
+    conversion of annotations and for in-plane rotation augmentation.
+
+    Args:
+        global_orient (Tensor): ``(..., 3)`` axis-angle.
+        transl (Tensor): ``(..., 3)``.
+        root_joint (Tensor): ``(..., 3)`` J0 of the shaped rest mesh (e.g.
+            ``J_regressor[0] @ (v_template + shapedirs @ betas)``).
+        rot (Tensor): ``(..., 3, 3)`` proper rotation.
+        trans (Tensor): ``(..., 3)``.
+
+    Returns:
+        tuple: new ``global_orient`` ``(..., 3)`` and ``transl`` ``(..., 3)``.
+    """
+    new_orient = matrix_to_axis_angle(rot @ axis_angle_to_matrix(global_orient))
+    moved_root = (rot @ (root_joint + transl)[..., None])[..., 0] + trans
+    return new_orient, moved_root - root_joint

@@ -187,3 +187,31 @@ def test_face_winding_is_made_outward(tmp_path):
     layer = MANOLayer(str(tmp_path))
     assert layer.faces_flipped == [True, True]
     assert np.array_equal(layer.faces[0].numpy(), faces)
+
+
+def test_rigid_transform_mano_matches_moved_mesh(mirror_pair_dir):
+    """Moving MANO params with rigid_transform_mano == moving the mesh."""
+    from mmhand2p.utils.geometry import (axis_angle_to_matrix,
+                                         rigid_transform_mano)
+    layer = MANOLayer(mirror_pair_dir, orient_faces=False)
+    pose, betas, transl = _random_inputs(2, seed=3)
+    pose2 = torch.stack([pose, pose.flip(0)], 1)
+    betas2 = torch.stack([betas, betas.flip(0)], 1)
+    transl2 = torch.stack([transl, -transl], 1)
+    out = layer(pose=pose2, betas=betas2, transl=transl2)
+    rot = axis_angle_to_matrix(torch.tensor([0.4, -1.1, 0.3]))
+    trans = torch.tensor([0.2, -0.1, 1.5])
+    root = layer(pose=torch.zeros_like(pose2), betas=betas2).joints_mano[:, :,
+                                                                          0]
+    orient, new_t = rigid_transform_mano(pose2[:, :, 0], transl2, root, rot,
+                                         trans)
+    moved = layer(
+        pose=torch.cat([orient[:, :, None], pose2[:, :, 1:]], 2),
+        betas=betas2, transl=new_t)
+    expected = out.vertices @ rot.T + trans
+    assert torch.allclose(moved.vertices, expected, atol=1e-5)
+    # the naive update (rotate transl without the root joint) is wrong
+    naive = layer(
+        pose=torch.cat([orient[:, :, None], pose2[:, :, 1:]], 2),
+        betas=betas2, transl=transl2 @ rot.T + trans)
+    assert (naive.vertices - expected).abs().max() > 1e-3

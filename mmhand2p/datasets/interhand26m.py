@@ -1,0 +1,512 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""InterHand2.6M (Moon et al., ECCV 2020) in its released file format.
+
+Layout read (both releases)::
+
+    data_root/
+      images/{train,val,test}/Capture*/<seq>/cam*/image*.jpg
+      annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,
+                                                 MANO_NeuralAnnot}.json
+      # or the earlier layout with the annotation subset as a folder:
+      annotations/{all,human_annot,machine_annot}/InterHand2.6M_{split}_*.json
+
+Facts of the format used here (from the release's README and its reference
+code, ``InterHand2.6M/data/InterHand2.6M/dataset.py`` and
+``tool/MANO_render/render.py``):
+
+* ``data.json`` is COCO-style: one image and one annotation per camera view;
+  images carry ``capture``, ``camera``, ``frame_idx``, ``seq_name``,
+  ``file_name``; annotations carry ``bbox`` (x, y, w, h, both hands),
+  ``joint_valid`` (42 x [0/1]), ``hand_type`` and ``hand_type_valid``.
+* ``camera.json``: ``{capture: {campos|camrot|focal|princpt: {camera: v}}}``
+  with ``campos`` in mm (world), ``camrot`` world -> camera rotation, so
+  ``X_cam = camrot @ (X_world - campos)``; ``focal`` / ``princpt`` in pixels.
+* ``joint_3d.json``: ``{capture: {frame_idx: {world_coord: 42 x 3 (mm),
+  joint_valid, hand_type, hand_type_valid}}}``; 42 joints, right hand 0-20
+  then left 21-41, each tips first with the wrist last (see
+  ``joint_conventions.py``).
+* ``MANO_NeuralAnnot.json``: ``{capture: {frame_idx: {right|left: None |
+  {pose: 48, shape: 10, trans: 3}}}}`` in the world frame, metres, for
+  ``smplx`` MANO with ``use_pca=False`` and ``flat_hand_mean=False`` (the
+  finger pose is relative to ``hands_mean``).
+"""
+import json
+import logging
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from mmhand2p.models.body_models.joint_conventions import (
+    INTERHAND_TO_HAND21, JOINT_NAMES, NUM_HAND_JOINTS, SKELETON_PARENTS)
+from mmhand2p.models.body_models.mano_io import (load_mano_file,
+                                                 resolve_mano_path)
+from mmhand2p.registry import DATASETS
+
+__all__ = ['InterHand26MDataset']
+
+HAND_TYPES = ('right', 'left', 'interacting')
+_IH21 = np.asarray(INTERHAND_TO_HAND21)
+_IH42_TO_TWO_HANDS = np.concatenate([_IH21, _IH21 + NUM_HAND_JOINTS])
+
+
+def _require_file(path: str, what: str) -> str:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'InterHand2.6M {what} file {path!r} does '
+                                'not exist')
+    return path
+
+
+def _load_json(path: str, what: str):
+    _require_file(path, what)
+    try:
+        with open(path, 'r') as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'InterHand2.6M {what} file {path!r} is not valid '
+                         f'JSON: {e}') from e
+
+
+class _MANOShapeRoot:
+    """Root joint of the shaped rest mesh, J0(betas), for one hand model:
+    ``J0 = J_regressor[0] @ (v_template + shapedirs @ betas)``."""
+
+    def __init__(self, data: Dict[str, np.ndarray]):
+        jr0 = np.asarray(data['J_regressor'], dtype=np.float64)[0]
+        self.template = jr0 @ np.asarray(data['v_template'])
+        self.dirs = np.einsum('v,vck->ck', jr0, np.asarray(data['shapedirs']))
+        self.hands_mean = np.asarray(data['hands_mean'], dtype=np.float64)
+
+    def __call__(self, betas: np.ndarray) -> np.ndarray:
+        k = min(len(betas), self.dirs.shape[1])
+        return self.template + self.dirs[:, :k] @ betas[:k]
+
+
+@DATASETS.register_module()
+class InterHand26MDataset(BaseDataset):
+    """InterHand2.6M (and Re:InterHand / the synthetic set, same format).
+
+    The dataset keeps a compact columnar index of the annotations (a few
+    tens of bytes per image) and assembles each sample's data info
+    (``docs/data_pipeline.md``) on demand, so the 1.36M-image training split
+    loads without building millions of Python dicts.
+
+    Args:
+        data_root (str): dataset root (see the module docstring).
+        split (str): ``'train'``, ``'val'`` or ``'test'``.
+        annot_subset (str): ``'all'``, ``'human_annot'`` or
+            ``'machine_annot'`` (folders of the earlier release; the v1.0
+            release has only ``'all'``).
+        ann_file / camera_file / joint_file / mano_file (str, optional):
+            explicit annotation files (relative to ``data_root`` or absolute),
+            overriding the release layout. ``mano_file=''`` disables MANO.
+        img_prefix (str, optional): image folder (default
+            ``images/{split}``).
+        hand_type (str | Sequence[str]): keep samples of these hand types:
+            ``'right'``, ``'left'``, ``'interacting'``, ``'single'`` (right or
+            left) or ``'all'``.
+        require_mano (bool): drop samples where a present hand has no MANO
+            annotation (otherwise ``mano_valid`` is False for it).
+        mano_model_path (str, optional): MANO model (folder), used for
+            ``hands_mean`` and the shaped root joint; None = bundled model.
+        annot_flat_hand_mean (bool): the MANO annotations are flat-hand
+            relative (True) or relative to ``hands_mean`` (False, the
+            NeuralAnnot convention). Samples are always flat-hand relative.
+        bbox_expand (float): per-hand boxes are the valid projected joints'
+            extent times this factor.
+        min_valid_joints (int): a hand with fewer valid joints is treated as
+            absent.
+        **kwargs: ``pipeline``, ``test_mode``, ``lazy_init``, ``indices``,
+            ``max_refetch``, ``metainfo`` of ``BaseDataset``.
+    """
+
+    METAINFO = dict(
+        dataset_name='interhand26m',
+        num_joints=NUM_HAND_JOINTS,
+        joint_names=JOINT_NAMES,
+        skeleton_parents=SKELETON_PARENTS,
+        hand_axis=('right', 'left'))
+
+    def __init__(self,
+                 data_root: str = '',
+                 split: str = 'test',
+                 annot_subset: str = 'all',
+                 ann_file: Optional[str] = None,
+                 camera_file: Optional[str] = None,
+                 joint_file: Optional[str] = None,
+                 mano_file: Optional[str] = None,
+                 img_prefix: Optional[str] = None,
+                 hand_type: Union[str, Sequence[str]] = 'all',
+                 require_mano: bool = False,
+                 mano_model_path: Optional[str] = None,
+                 annot_flat_hand_mean: bool = False,
+                 bbox_expand: float = 1.2,
+                 min_valid_joints: int = 1,
+                 **kwargs) -> None:
+        if split not in ('train', 'val', 'test'):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got "
+                             f'{split!r}')
+        if annot_subset not in ('all', 'human_annot', 'machine_annot'):
+            raise ValueError("annot_subset must be 'all', 'human_annot' or "
+                             f"'machine_annot', got {annot_subset!r}")
+        self.split = split
+        self.annot_subset = annot_subset
+        self.hand_types = self._parse_hand_type(hand_type)
+        self.require_mano = require_mano
+        self.mano_model_path = mano_model_path
+        self.annot_flat_hand_mean = annot_flat_hand_mean
+        self.bbox_expand = bbox_expand
+        self.min_valid_joints = min_valid_joints
+        self._files = self._resolve_files(data_root, ann_file, camera_file,
+                                          joint_file, mano_file, img_prefix)
+        kwargs.setdefault('serialize_data', False)
+        super().__init__(
+            ann_file=self._files['data'],
+            data_root=data_root,
+            data_prefix=dict(img=self._files['img']),
+            **kwargs)
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _parse_hand_type(hand_type) -> tuple:
+        names = [hand_type] if isinstance(hand_type, str) else list(hand_type)
+        out = set()
+        for name in names:
+            if name == 'all':
+                out.update(HAND_TYPES)
+            elif name == 'single':
+                out.update(('right', 'left'))
+            elif name in HAND_TYPES:
+                out.add(name)
+            else:
+                raise ValueError(
+                    f'hand_type {name!r} is not one of right, left, '
+                    'interacting, single, all')
+        return tuple(t for t in HAND_TYPES if t in out)
+
+    def _resolve_files(self, data_root, ann_file, camera_file, joint_file,
+                       mano_file, img_prefix) -> Dict[str, Optional[str]]:
+
+        def under_root(p):
+            # absolute, so that BaseDataset does not join data_root again
+            return osp.abspath(p if osp.isabs(p) else osp.join(data_root, p))
+
+        split = self.split
+        if ann_file is None:
+            candidates = [
+                osp.join('annotations', self.annot_subset,
+                         f'InterHand2.6M_{split}_data.json')
+            ]
+            if self.annot_subset == 'all':
+                candidates.append(
+                    osp.join('annotations', split,
+                             f'InterHand2.6M_{split}_data.json'))
+            found = [c for c in candidates if osp.isfile(under_root(c))]
+            if not found:
+                raise FileNotFoundError(
+                    'InterHand2.6M annotation file not found; looked for ' +
+                    ', '.join(repr(under_root(c)) for c in candidates))
+            ann_file = found[0]
+        ann_dir = osp.dirname(ann_file)
+        prefix = osp.basename(ann_file)[:-len('data.json')] \
+            if ann_file.endswith('data.json') else f'InterHand2.6M_{split}_'
+
+        def sibling(given, kind):
+            if given is not None:
+                return under_root(given) if given else None
+            return under_root(osp.join(ann_dir, f'{prefix}{kind}.json'))
+
+        files = dict(
+            data=under_root(ann_file),
+            camera=sibling(camera_file, 'camera'),
+            joint=sibling(joint_file, 'joint_3d'),
+            mano=sibling(mano_file, 'MANO_NeuralAnnot'),
+            img=img_prefix if img_prefix is not None else osp.join(
+                'images', split))
+        if files['mano'] is not None and not osp.isfile(files['mano']):
+            if self.require_mano:
+                raise FileNotFoundError(
+                    f"InterHand2.6M MANO file {files['mano']!r} does not "
+                    'exist (require_mano=True)')
+            files['mano'] = None
+        return files
+
+    # ------------------------------------------------------------------
+    def full_init(self) -> None:
+        """Load the annotation files into the columnar index."""
+        if self._fully_initialized:
+            return
+        t0 = time.time()
+        self._load_index()
+        if self._indices is not None:
+            keep = np.asarray(self._indices, dtype=np.int64) if not isinstance(
+                self._indices, int) else np.arange(self._indices)
+            self._select(keep)
+        self._fully_initialized = True
+        print_log(
+            f'InterHand26MDataset({self.split}): {len(self)} samples '
+            f'({", ".join(self.hand_types)}) loaded in '
+            f'{time.time() - t0:.1f} s from {self._files["data"]}',
+            logger='current')
+
+    def load_data_list(self) -> List[dict]:
+        """Materialise every sample's data info (small datasets only)."""
+        self.full_init()
+        return [self.get_data_info(i) for i in range(len(self))]
+
+    def __len__(self) -> int:
+        if not self._fully_initialized:
+            self.full_init()
+        return len(self._col['img_id'])
+
+    def _load_index(self) -> None:
+        from xtcocotools.coco import COCO
+        data_path = _require_file(self._files['data'], 'annotation')
+        cameras = _load_json(self._files['camera'], 'camera')
+        joints = _load_json(self._files['joint'], 'joint_3d')
+        manos = _load_json(self._files['mano'],
+                           'MANO') if self._files['mano'] else None
+        try:
+            coco = COCO(data_path)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f'InterHand2.6M annotation file {data_path!r} '
+                             f'is not COCO-style: {e}') from e
+
+        # per-frame tables: world joints (mm) and MANO (world) by key
+        frame_keys: Dict[tuple, int] = {}
+        frame_joints: List[np.ndarray] = []
+        frame_mano: List[Optional[dict]] = []
+        cam_keys: Dict[tuple, int] = {}
+        cam_rows: List[np.ndarray] = []
+
+        cols = {k: [] for k in ('img_id', 'frame', 'cam', 'joint_valid',
+                                'hand_type', 'file_name', 'ori_shape')}
+        bad: Dict[str, List] = {}
+        for ann_id in coco.getAnnIds():
+            ann = coco.anns[ann_id]
+            img = coco.imgs.get(ann.get('image_id'))
+            rid = ann.get('image_id', ann_id)
+            try:
+                capture = str(img['capture'])
+                camera = str(img['camera'])
+                frame = str(img['frame_idx'])
+                valid = np.asarray(ann['joint_valid'],
+                                   dtype=np.float32).reshape(-1)
+                hand_type = ann['hand_type']
+            except (KeyError, TypeError, ValueError) as e:
+                bad.setdefault(f'missing/invalid field ({e})', []).append(rid)
+                continue
+            if valid.shape != (42, ):
+                bad.setdefault('joint_valid is not 42 long', []).append(rid)
+                continue
+            if hand_type not in HAND_TYPES:
+                bad.setdefault('unknown hand_type', []).append(rid)
+                continue
+            fkey = (capture, frame)
+            if fkey not in frame_keys:
+                try:
+                    world = np.asarray(
+                        joints[capture][frame]['world_coord'],
+                        dtype=np.float64)
+                except (KeyError, TypeError, ValueError):
+                    bad.setdefault('no joint_3d entry', []).append(rid)
+                    continue
+                if world.shape != (42, 3):
+                    bad.setdefault('world_coord is not 42 x 3',
+                                   []).append(rid)
+                    continue
+                if not np.isfinite(world).all():
+                    bad.setdefault('NaN/inf in world_coord', []).append(rid)
+                    continue
+                mano = None
+                if manos is not None:
+                    mano = manos.get(capture, {}).get(frame)
+                frame_keys[fkey] = len(frame_joints)
+                frame_joints.append(world)
+                frame_mano.append(mano)
+            ckey = (capture, camera)
+            if ckey not in cam_keys:
+                try:
+                    cam = cameras[capture]
+                    row = np.concatenate([
+                        np.asarray(cam['camrot'][camera],
+                                   dtype=np.float64).reshape(9),
+                        np.asarray(cam['campos'][camera],
+                                   dtype=np.float64).reshape(3),
+                        np.asarray(cam['focal'][camera],
+                                   dtype=np.float64).reshape(2),
+                        np.asarray(cam['princpt'][camera],
+                                   dtype=np.float64).reshape(2)
+                    ])
+                except (KeyError, TypeError, ValueError):
+                    bad.setdefault('no camera entry', []).append(rid)
+                    continue
+                if not np.isfinite(row).all():
+                    bad.setdefault('NaN/inf in camera', []).append(rid)
+                    continue
+                cam_keys[ckey] = len(cam_rows)
+                cam_rows.append(row)
+            cols['img_id'].append(int(rid))
+            cols['frame'].append(frame_keys[fkey])
+            cols['cam'].append(cam_keys[ckey])
+            cols['joint_valid'].append(valid.astype(np.uint8))
+            cols['hand_type'].append(HAND_TYPES.index(hand_type))
+            cols['file_name'].append(img.get('file_name', ''))
+            cols['ori_shape'].append(
+                (int(img.get('height', 0)), int(img.get('width', 0))))
+        del coco
+        if bad:
+            total = sum(len(v) for v in bad.values())
+            detail = '; '.join(f'{why}: {len(ids)} (e.g. image id '
+                               f'{ids[:3]})' for why, ids in bad.items())
+            print_log(
+                f'InterHand26MDataset: skipped {total} malformed '
+                f'annotation record(s) of {data_path}: {detail}',
+                logger='current',
+                level=logging.WARNING)
+        self.num_skipped = sum(len(v) for v in bad.values())
+
+        self._frame_joints = np.asarray(frame_joints, dtype=np.float32)
+        self._frame_mano = frame_mano
+        self._cams = np.asarray(cam_rows, dtype=np.float64).reshape(-1, 16)
+        n = len(cols['img_id'])
+        self._col = dict(
+            img_id=np.asarray(cols['img_id'], dtype=np.int64),
+            frame=np.asarray(cols['frame'], dtype=np.int32),
+            cam=np.asarray(cols['cam'], dtype=np.int32),
+            joint_valid=np.asarray(cols['joint_valid'],
+                                   dtype=np.uint8).reshape(n, 42),
+            hand_type=np.asarray(cols['hand_type'], dtype=np.uint8),
+            file_name=np.asarray(cols['file_name'], dtype=np.bytes_),
+            ori_shape=np.asarray(cols['ori_shape'],
+                                 dtype=np.int32).reshape(n, 2))
+        self._mano_roots = None
+        if any(m is not None for m in frame_mano):
+            roots = []
+            for is_right in (True, False):
+                data = load_mano_file(
+                    resolve_mano_path(self.mano_model_path, is_right))
+                roots.append(_MANOShapeRoot(data))
+            self._mano_roots = roots
+        self._filter()
+
+    def _hand_presence(self, hand_type: np.ndarray) -> np.ndarray:
+        """(N, 2) bool: right / left present by the annotated hand type."""
+        return np.stack([hand_type != 1, hand_type != 0], axis=1)
+
+    def _filter(self) -> None:
+        col = self._col
+        keep = np.isin(col['hand_type'],
+                       [HAND_TYPES.index(t) for t in self.hand_types])
+        if self.require_mano:
+            present = self._hand_presence(col['hand_type'])
+            has = np.zeros((len(self._frame_mano), 2), dtype=bool)
+            for i, m in enumerate(self._frame_mano):
+                if m:
+                    has[i] = [m.get('right') is not None,
+                              m.get('left') is not None]
+            ok = (has[col['frame']] | ~present).all(1)
+            keep &= ok
+        self._select(np.flatnonzero(keep))
+
+    def _select(self, idx: np.ndarray) -> None:
+        self._col = {k: v[idx] for k, v in self._col.items()}
+
+    # ------------------------------------------------------------------
+    def get_data_info(self, idx: int) -> dict:
+        """Assemble the data info of one sample (``docs/data_pipeline.md``).
+        """
+        col = self._col
+        row = self._cams[col['cam'][idx]]
+        rot = row[:9].reshape(3, 3)
+        campos = row[9:12]
+        fx, fy, cx, cy = row[12:16]
+        k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+        world = self._frame_joints[col['frame'][idx]].astype(np.float64)
+        cam_mm = (world - campos) @ rot.T
+        joints_3d = (cam_mm / 1000.0)[_IH42_TO_TWO_HANDS].reshape(2, 21, 3)
+        hand_type = int(col['hand_type'][idx])
+        present = self._hand_presence(np.asarray([hand_type]))[0]
+        valid = col['joint_valid'][idx].astype(np.float32)[
+            _IH42_TO_TWO_HANDS].reshape(2, 21) * present[:, None]
+        z = joints_3d[..., 2:3]
+        uv = joints_3d[..., :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)
+        joints_2d = uv * np.array([fx, fy]) + np.array([cx, cy])
+        h, w = (int(v) for v in col['ori_shape'][idx])
+        inside = np.ones(valid.shape, dtype=bool)
+        if h > 0 and w > 0:
+            inside = ((joints_2d[..., 0] >= 0) & (joints_2d[..., 0] < w) &
+                      (joints_2d[..., 1] >= 0) & (joints_2d[..., 1] < h))
+        valid_2d = valid * inside * (z[..., 0] > 0)
+        hand_valid = present & ((valid > 0).sum(1) >= self.min_valid_joints)
+        bboxes = np.zeros((2, 4), dtype=np.float32)
+        for hnd in range(2):
+            m = valid_2d[hnd] > 0
+            if hand_valid[hnd] and m.any():
+                lo, hi = joints_2d[hnd, m].min(0), joints_2d[hnd, m].max(0)
+                c, half = (lo + hi) / 2, (hi - lo) / 2 * self.bbox_expand
+                bboxes[hnd] = np.concatenate([c - half, c + half])
+
+        info = dict(
+            sample_idx=idx,
+            img_id=int(col['img_id'][idx]),
+            img_path=osp.join(self.data_prefix['img'],
+                              col['file_name'][idx].decode()),
+            ori_shape=(h, w),
+            hand_type=HAND_TYPES[hand_type],
+            cam_intrinsics=k.astype(np.float32),
+            joints_3d=joints_3d.astype(np.float32),
+            joints_3d_valid=valid.astype(np.float32),
+            joints_2d=joints_2d.astype(np.float32),
+            joints_2d_valid=valid_2d.astype(np.float32),
+            hand_valid=hand_valid,
+            bboxes=bboxes,
+        )
+        info.update(self._mano_info(col['frame'][idx], rot, campos, present))
+        return info
+
+    def _mano_info(self, frame: int, rot: np.ndarray, campos_mm: np.ndarray,
+                   present: np.ndarray) -> dict:
+        pose = np.zeros((2, 16, 3), dtype=np.float32)
+        betas = np.zeros((2, 10), dtype=np.float32)
+        transl = np.zeros((2, 3), dtype=np.float32)
+        root = np.zeros((2, 3), dtype=np.float32)
+        valid = np.zeros(2, dtype=bool)
+        mano = self._frame_mano[frame] if self._mano_roots else None
+        for hnd, side in enumerate(('right', 'left')):
+            p = mano.get(side) if mano else None
+            if p is None or not present[hnd]:
+                continue
+            try:
+                theta = np.asarray(p['pose'], dtype=np.float64).reshape(16, 3)
+                beta = np.asarray(p['shape'], dtype=np.float64).reshape(-1)
+                t = np.asarray(p['trans'], dtype=np.float64).reshape(3)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not (np.isfinite(theta).all() and np.isfinite(beta).all()
+                    and np.isfinite(t).all()):
+                continue
+            model = self._mano_roots[hnd]
+            if not self.annot_flat_hand_mean:
+                theta[1:] += model.hands_mean.reshape(15, 3)
+            j0 = model(beta)
+            # world -> camera: X_c = R X_w - R campos, about MANO's root J0
+            r_glob, _ = cv2.Rodrigues(rot @ cv2.Rodrigues(theta[0])[0])
+            theta[0] = r_glob.reshape(3)
+            t_cam = rot @ (j0 + t) - rot @ (campos_mm / 1000.0) - j0
+            k = min(10, len(beta))
+            pose[hnd] = theta
+            betas[hnd, :k] = beta[:k]
+            transl[hnd] = t_cam
+            root[hnd] = j0
+            valid[hnd] = True
+        return dict(
+            mano_pose=pose,
+            mano_betas=betas,
+            mano_transl=transl,
+            mano_root_joint=root,
+            mano_valid=valid)
