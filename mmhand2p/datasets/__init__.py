@@ -1,4 +1,6 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 from .interhand26m import InterHand26MDataset
+from .interhand_writer import InterHandFormatWriter
+from .transforms import *  # noqa: F401,F403
 
-__all__ = ['InterHand26MDataset']
+__all__ = ['InterHand26MDataset', 'InterHandFormatWriter']

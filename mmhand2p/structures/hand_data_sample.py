@@ -11,7 +11,8 @@ HAND_FIELDS = {
     'hand_valid': '(2,) bool: the hand is present/annotated in this sample',
     'joints_3d': '(2, 21, 3) wrist-first joints, camera frame, metres',
     'joints_3d_valid': '(2, 21) float 0/1 validity of each 3D joint',
-    'joints_2d': '(2, 21, 2) pixels in the ORIGINAL image',
+    'joints_2d': '(2, 21, 2) pixels of the network input (= the original '
+    'image when not cropped); invert crop_affine to map them back',
     'joints_2d_valid': '(2, 21) float 0/1',
     'vertices': '(2, 778, 3) MANO vertices, camera frame, metres',
     'mano_pose': '(2, 16, 3) axis-angle, global orient first, camera frame '
@@ -20,7 +21,7 @@ HAND_FIELDS = {
     'mano_transl': '(2, 3) MANO transl so that MANOLayer reproduces the '
     'camera-frame mesh',
     'mano_valid': '(2,) bool: MANO parameters/vertices are valid',
-    'bboxes': '(2, 4) x1, y1, x2, y2 in the original image, pixels',
+    'bboxes': '(2, 4) x1, y1, x2, y2, pixels of the same image as joints_2d',
     'scores': '(2,) detection / prediction confidence (predictions only)',
 }
 
