@@ -73,7 +73,7 @@ else
         "first time; pip caches the wheel for later runs)"
     # mmcv 2.1.0's setup.py imports pkg_resources (gone from setuptools>=70),
     # torch 2.13 needs setuptools>=77: downgrade for the build only.
-    "${PIP[@]}" -q "setuptools<70"
+    "${PIP[@]}" -q --no-warn-conflicts "setuptools<70"
     MMCV_WITH_OPS=1 "${PIP[@]}" -q --no-build-isolation "mmcv==2.1.0" \
         || { "${PIP[@]}" -q --upgrade setuptools; exit 1; }
     "${PIP[@]}" -q --upgrade setuptools

@@ -64,7 +64,7 @@ def boundary_loops(faces: np.ndarray) -> List[np.ndarray]:
             nxt[a] = b
     loops = []
     while nxt:
-        start = next(iter(nxt))
+        start = min(nxt)  # a canonical start: the smallest vertex id
         loop = [start]
         cur = nxt.pop(start)
         while cur != start:

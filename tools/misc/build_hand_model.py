@@ -60,7 +60,7 @@ def summary(name, model, path):
     f = model['f'].astype(np.int64)
     edges, counts = ph.edge_face_counts(f)
     loops = ph.boundary_loops(f)
-    vol = ph.signed_volume(*ph.cap_wrist(v, f))
+    vol = ph.signed_volume(*ph.cap_boundary_loops(v, f))
     j = model['J']
     tips = {k: v[i] for k, i in ph.FINGERTIP_VERTEX_IDS.items()}
     length = np.linalg.norm(tips['middle'] - j[0])

@@ -39,6 +39,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from mmhand2p.utils.mesh import (boundary_loops, cap_boundary_loops,
+                                 edge_face_counts, signed_volume)
+
 __all__ = [
     'NUM_VERTICES', 'NUM_FACES', 'NUM_JOINTS', 'WRIST_LOOP_SIZE',
     'MANO_KINTREE_PARENTS', 'FINGER_NAMES', 'FINGER_JOINTS',
@@ -48,7 +51,7 @@ __all__ = [
     'finger_pose_from_angles', 'SHAPE_DIRECTIONS', 'sample_finger_poses',
     'pose_pca', 'build_hand_model', 'mirror_hand_model',
     'mirror_axis_angle_pose', 'edge_face_counts', 'boundary_loops',
-    'cap_wrist', 'signed_volume', 'winding_number', 'self_intersections',
+    'cap_boundary_loops', 'signed_volume', 'winding_number', 'self_intersections',
     'lbs_numpy'
 ]
 
@@ -876,7 +879,7 @@ def hand_template_mesh(sk: Optional[Dict] = None) -> Dict:
     ang = np.concatenate([ang, np.zeros((nsplit, 2))])
     v, fixed = fit_surface(v, tri, part, tt, ang, sk, iters=20)
     # outward orientation: positive volume once the wrist is capped
-    if signed_volume(*cap_wrist(v, tri)) < 0:
+    if signed_volume(*cap_boundary_loops(v, tri)) < 0:
         tri = tri[:, ::-1]
     # permutation: fingertip apexes to MANO's ids
     amag = np.linalg.norm(ang, axis=1)
@@ -911,80 +914,6 @@ def hand_template_mesh(sk: Optional[Dict] = None) -> Dict:
 # --------------------------------------------------------------------------
 # mesh checks (also used by the tests)
 # --------------------------------------------------------------------------
-
-
-def edge_face_counts(faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Undirected edges ``(E, 2)`` (sorted pairs) and their face counts."""
-    f = np.asarray(faces, dtype=np.int64)
-    e = np.sort(
-        np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-    return np.unique(e, axis=0, return_counts=True)
-
-
-def boundary_loops(faces: np.ndarray) -> List[np.ndarray]:
-    """Boundary loops of an oriented triangle mesh, in half-edge order.
-
-    Args:
-        faces (np.ndarray): ``(F, 3)``.
-
-    Returns:
-        list[np.ndarray]: vertex ids of each loop (a boundary half-edge
-        ``a -> b`` of a face is followed by the one starting at ``b``).
-    """
-    f = np.asarray(faces, dtype=np.int64)
-    half = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    present = set(map(tuple, half.tolist()))
-    nxt = {}
-    for a, b in half.tolist():
-        if (b, a) not in present:
-            if a in nxt:
-                raise ValueError(f'vertex {a} starts two boundary edges')
-            nxt[a] = b
-    loops = []
-    while nxt:
-        start = min(nxt)
-        loop = [start]
-        cur = nxt.pop(start)
-        while cur != start:
-            loop.append(cur)
-            cur = nxt.pop(cur)
-        loops.append(np.asarray(loop, dtype=np.int64))
-    return loops
-
-
-def cap_wrist(verts: np.ndarray,
-              faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Close every boundary loop with a fan to its centroid.
-
-    Args:
-        verts (np.ndarray): ``(..., V, 3)``.
-        faces (np.ndarray): ``(F, 3)``, consistently oriented.
-
-    Returns:
-        tuple: ``(..., V + L, 3)`` vertices, ``(F + sum of loop sizes, 3)``
-        faces with the orientation of ``faces``.
-    """
-    v = np.asarray(verts, dtype=np.float64)
-    out = [np.asarray(faces, dtype=np.int64)]
-    n = v.shape[-2]
-    centres = []
-    for i, loop in enumerate(boundary_loops(faces)):
-        centres.append(v[..., loop, :].mean(axis=-2))
-        out.append(
-            np.stack([np.roll(loop, -1), loop,
-                      np.full_like(loop, n + i)],
-                     axis=1))
-    if centres:
-        v = np.concatenate([v, np.stack(centres, axis=-2)], axis=-2)
-    return v, np.concatenate(out)
-
-
-def signed_volume(verts: np.ndarray, faces: np.ndarray) -> float:
-    """Signed volume of a closed mesh (positive for outward normals)."""
-    v = np.asarray(verts, dtype=np.float64)
-    t = v[np.asarray(faces, dtype=np.int64)]
-    return float(
-        np.einsum('ij,ij->i', t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
 
 
 def winding_number(verts: np.ndarray, faces: np.ndarray,

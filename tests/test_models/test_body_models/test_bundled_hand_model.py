@@ -118,7 +118,7 @@ def test_manifold_oriented_euler(models, side):
     assert len(np.unique(f)) == 778
     assert np.all((f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2])
                   & (f[:, 2] != f[:, 0]))
-    cv, cf = ph.cap_wrist(v, f)
+    cv, cf = ph.cap_boundary_loops(v, f)
     ce, cc = ph.edge_face_counts(cf)
     assert np.all(cc == 2)
     assert len(cv) - len(ce) + len(cf) == 2
@@ -129,7 +129,7 @@ def test_capped_volume_positive_and_equal(models):
     for side in SIDES:
         m = models[side]
         vols[side] = ph.signed_volume(
-            *ph.cap_wrist(m['v_template'], _faces(m)))
+            *ph.cap_boundary_loops(m['v_template'], _faces(m)))
     # an adult hand cut at the wrist: roughly 250-500 cm^3, outward normals
     assert 250e-6 < vols['RIGHT'] < 500e-6
     assert vols['LEFT'] == pytest.approx(vols['RIGHT'], rel=1e-9)
@@ -138,7 +138,7 @@ def test_capped_volume_positive_and_equal(models):
 def test_capped_mesh_is_a_valid_manifold3d_solid(models):
     manifold3d = pytest.importorskip('manifold3d')
     m = models['RIGHT']
-    cv, cf = ph.cap_wrist(m['v_template'], _faces(m))
+    cv, cf = ph.cap_boundary_loops(m['v_template'], _faces(m))
     mesh = manifold3d.Mesh(
         vert_properties=cv.astype(np.float32), tri_verts=cf.astype(np.uint32))
     solid = manifold3d.Manifold(mesh)
@@ -237,7 +237,7 @@ def test_joint_regressor(models, side):
     # each joint averages a ring of vertices, not a single vertex
     assert (reg > 0).sum(1).min() >= 6
     # the joints lie inside the (capped) hand
-    cv, cf = ph.cap_wrist(v, _faces(m))
+    cv, cf = ph.cap_boundary_loops(v, _faces(m))
     wn = ph.winding_number(cv, cf, m['J'])
     np.testing.assert_allclose(wn, 1.0, atol=1e-6)
     outside = cv.max(0) + 0.05
@@ -247,7 +247,7 @@ def test_joint_regressor(models, side):
 def test_joints_inside_with_trimesh(models):
     trimesh = pytest.importorskip('trimesh')
     m = models['RIGHT']
-    cv, cf = ph.cap_wrist(m['v_template'], _faces(m))
+    cv, cf = ph.cap_boundary_loops(m['v_template'], _faces(m))
     mesh = trimesh.Trimesh(cv, cf, process=False)
     assert mesh.is_watertight and mesh.is_winding_consistent
     assert mesh.volume == pytest.approx(ph.signed_volume(cv, cf))
