@@ -31,7 +31,19 @@ from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import Registry as _MMEngineRegistry
+
+from .utils.registry_hints import with_close_matches
+
+
+def Registry(name, parent, locations=None):  # noqa: N802
+    """A child of ``parent`` whose build errors suggest close names."""
+    return _MMEngineRegistry(
+        name,
+        parent=parent,
+        locations=locations,
+        build_func=with_close_matches(parent.build_func))
+
 
 # manage all kinds of runners like `EpochBasedRunner` and `IterBasedRunner`
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS)

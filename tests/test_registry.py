@@ -142,3 +142,16 @@ def test_mmhand2p_builds_after_init_detector(tmp_path):
     assert DefaultScope.get_current_instance().scope_name == 'mmhand2p'
     layer = MODELS.build(dict(type='MANOLayer'))
     assert type(layer).__name__ == 'MANOLayer'
+
+
+def test_unknown_component_lists_close_matches():
+    set_default_scope('mmhand2p')
+    with pytest.raises(KeyError, match='Close matches: TwoHandMANOHead'):
+        MODELS.build(dict(type='TwoHandManoHead'))
+    with pytest.raises(KeyError, match=r'Close matches: mmpose\.ResNet'):
+        MODELS.build(dict(type='mmpose.ResNte'))
+    # an error raised while building a nested child keeps its own hint
+    with pytest.raises(KeyError, match='Close matches: MaskedL1Loss'):
+        MODELS.build(
+            dict(type='TwoHandMANOHead',
+                 loss_pose=dict(type='MaskedL1Los')))

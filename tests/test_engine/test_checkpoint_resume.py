@@ -76,6 +76,9 @@ def _cfg(work_dir, max_epochs, resume=False):
             checkpoint=dict(type='CheckpointHook', interval=1),
             logger=dict(type='LoggerHook', interval=1)),
         default_scope='mmhand2p',
+        # a unique name: runners made within one second would otherwise
+        # share mmengine's (timestamp-named) message hub
+        experiment_name=f'{osp.basename(str(work_dir))}-{max_epochs}-{resume}',
         randomness=dict(seed=0),
         resume=resume,
         custom_hooks=[dict(type='_RecordStartHook')],

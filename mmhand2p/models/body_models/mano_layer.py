@@ -1,5 +1,7 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """Both MANO hands in one module, on top of ``smplx.MANO``."""
+import contextlib
+import io
 import logging
 from typing import NamedTuple, Optional
 
@@ -94,8 +96,10 @@ class MANOLayer(nn.Module):
         for side, d in enumerate(data):
             # smplx adds hands_mean itself unless flat_hand_mean; we always
             # pass flat-relative poses and add the mean ourselves.
-            hands.append(
-                smplx.MANO(
+            # smplx print()s a note about the 10 MANO shape coefficients on
+            # every construction; keep the console clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                hand = smplx.MANO(
                     model_path=paths[side],
                     is_rhand=side == 0,
                     data_struct=Struct(**d),
@@ -106,7 +110,8 @@ class MANOLayer(nn.Module):
                     create_betas=False,
                     create_global_orient=False,
                     create_body_pose=False,
-                    create_transl=False))
+                    create_transl=False)
+            hands.append(hand)
             f = np.asarray(d['f'], dtype=np.int64)
             flipped = False
             if orient_faces:

@@ -1,0 +1,107 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmhand2p.models.teachers import BasePriorTeacher
+from mmhand2p.registry import MODELS
+
+CALLS = []
+
+
+@MODELS.register_module(force=True)
+class _CountingTeacher(BasePriorTeacher):
+    """A deterministic 'teacher': channel c of the output is the mean image
+    intensity times (c + 1) (+ an offset per prior), at stride 16."""
+
+    def __init__(self, prior, checkpoint=None, channels=8):
+        super().__init__(prior, (64, 64), (0, 0, 0), (255, 255, 255),
+                         channels)
+        self.offset = ('keypoint', 'segmentation', 'depth').index(prior)
+
+    def extract(self, images):
+        CALLS.append(self.prior)
+        b = images.shape[0]
+        m = images.mean(dim=(1, 2, 3)).view(b, 1, 1, 1)
+        scale = torch.arange(1, self.out_channels + 1).view(1, -1, 1, 1)
+        return (m * scale + self.offset).expand(b, -1, 4, 4).clone()
+
+
+def _neck(**kw):
+    cfg = dict(
+        type='FusionAlignmentNeck',
+        in_channels=16,
+        embed_dims=32,
+        teacher_channels=8,
+        num_layers=1,
+        num_heads=4,
+        ffn_dims=64,
+        teachers={
+            p: dict(type='_CountingTeacher', prior=p)
+            for p in ('keypoint', 'segmentation', 'depth')
+        })
+    cfg.update(kw)
+    return MODELS.build(cfg)
+
+
+def test_fae_path_never_calls_teachers():
+    CALLS.clear()
+    neck = _neck()
+    assert not neck.has_teachers
+    feats = torch.randn(2, 16, 4, 4)
+    fused, aux = neck(feats, inputs=torch.randn(2, 3, 64, 64))
+    assert fused.shape == (2, 32, 4, 4) and 'fae_prior' in aux
+    assert CALLS == [] and not neck.has_teachers
+    assert not any('teacher' in k for k in neck.state_dict())
+
+
+def test_distillation_loss_is_mse_to_mean_teacher_feature():
+    CALLS.clear()
+    neck = _neck()
+    rgb = torch.full((2, 3, 64, 64), 51.0)
+    rgb[1] = 102.0
+    _, aux = neck(torch.randn(2, 16, 4, 4))
+    loss = neck.loss(aux, rgb)['loss_distill']
+    assert sorted(CALLS) == ['depth', 'keypoint', 'segmentation']
+    # normalised mean intensity 0.2 / 0.4; offsets 0, 1, 2 average to 1
+    m = torch.tensor([0.2, 0.4]).view(2, 1, 1, 1)
+    target = m * torch.arange(1, 9).view(1, -1, 1, 1) + 1.0
+    expected = F.mse_loss(aux['fae_prior'], target.expand(2, 8, 4, 4))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # no gradient reaches the (frozen) teachers, the FAE learns
+    loss.backward()
+    assert neck.fae_head[0].weight.grad is not None
+    assert all(p.grad is None for t in neck._teachers for p in t.parameters())
+
+
+def test_priors_subset_and_baseline():
+    CALLS.clear()
+    neck = _neck(priors=('depth', ))
+    _, aux = neck(torch.randn(1, 16, 4, 4))
+    neck.loss(aux, torch.zeros(1, 3, 64, 64))
+    assert CALLS == ['depth']
+    base = _neck(priors=())
+    fused, aux = base(torch.randn(1, 16, 4, 4))
+    assert fused.shape == (1, 32, 4, 4) and aux == {}
+    assert base.loss(aux, torch.zeros(1, 3, 64, 64)) == {}
+    assert not hasattr(base, 'fae_head')
+    n_base = sum(p.numel() for p in base.parameters())
+    assert n_base < sum(p.numel() for p in neck.parameters())
+
+
+def test_starred_variant_runs_teachers_at_inference():
+    CALLS.clear()
+    neck = _neck(prior_source='teacher')
+    fused, aux = neck(torch.randn(1, 16, 4, 4), rgb=torch.zeros(1, 3, 64, 64))
+    assert len(CALLS) == 3 and aux == {}
+    with pytest.raises(ValueError, match='RGB'):
+        neck(torch.randn(1, 16, 4, 4))
+
+
+def test_bad_configs(tmp_path):
+    missing = str(tmp_path / 'sapiens_0.3b_depth.pth')
+    with pytest.raises(FileNotFoundError, match='sapiens_0.3b_depth.pth'):
+        _neck(teachers=dict(depth=dict(
+            type='_CountingTeacher', prior='depth', checkpoint=missing)))
+    with pytest.raises(ValueError, match='unknown prior'):
+        _neck(priors=('normals', ))
