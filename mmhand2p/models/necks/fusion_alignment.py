@@ -123,7 +123,7 @@ class FusionAlignmentNeck(BaseModule):
                 fae_in = in_channels
             # FAE head: encoder features -> predicted mean teacher feature
             self.fae_head = nn.Sequential(
-                nn.Conv2d(fae_in, teacher_channels, 3, 1, 1),
+                nn.Conv2d(fae_in, teacher_channels, 1),
                 nn.GroupNorm(8, teacher_channels), nn.GELU(),
                 nn.Conv2d(teacher_channels, teacher_channels, 1))
             self.prior_proj = nn.Conv2d(teacher_channels, embed_dims, 1)
