@@ -13,11 +13,11 @@ from .geometric import (RandomTwoHandFlip, TwoHandCropAffine, apply_affine,
                         compose_affine, crop_camera, flip_affine,
                         flip_two_hands, invert_affine, rot_z_matrix,
                         union_hand_box)
-from .loading import LoadTwoHandImage
+from .loading import LoadPriorMaps, LoadTwoHandImage
 from .photometric import ColorJitter, MotionBlur
 
 __all__ = [
-    'LoadTwoHandImage', 'RandomTwoHandFlip', 'TwoHandCropAffine',
+    'LoadTwoHandImage', 'LoadPriorMaps', 'RandomTwoHandFlip', 'TwoHandCropAffine',
     'ColorJitter', 'MotionBlur', 'GenerateTwoHandTargets', 'PackTwoHandInputs',
     'left_as_right', 'right_as_left', 'mirror_left_points', 'TARGET_FIELDS',
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',

@@ -22,13 +22,13 @@ import cv2
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.structures import InstanceData
+from mmengine.structures import InstanceData, PixelData
 
 from mmhand2p.registry import TRANSFORMS
 from mmhand2p.structures import HAND_FIELDS, HandDataSample
 from mmhand2p.utils.geometry import (axis_angle_to_rot6d, mirror_axis_angle,
                                      mirror_points)
-from .geometric import compose_affine, flip_affine
+from .geometric import PRIOR_MAP_KEYS, compose_affine, flip_affine
 
 __all__ = [
     'left_as_right', 'right_as_left', 'mirror_left_points',
@@ -318,6 +318,10 @@ class PackTwoHandInputs(BaseTransform):
                 gt.set_field(_to_tensor(results[key]), key)
         sample = HandDataSample()
         sample.gt_hands = gt
+        for key in PRIOR_MAP_KEYS:
+            if results.get(key) is not None:
+                sample.set_field(
+                    PixelData(data=_to_tensor(results[key])[None]), key)
         sample.set_metainfo(
             {k: results[k]
              for k in self.meta_keys if k in results})
@@ -334,9 +338,16 @@ def _apply_pending_flip(results: Dict) -> None:
         return
     aff = flip_affine(cx)
     img = results['img']
+    h, w = img.shape[:2]
+    for key in PRIOR_MAP_KEYS:
+        if results.get(key) is not None:
+            results[key] = cv2.warpAffine(
+                results[key], aff, (w, h),
+                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0)
     results['img'] = cv2.warpAffine(
         img,
-        aff, (img.shape[1], img.shape[0]),
+        aff, (w, h),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0)

@@ -167,6 +167,10 @@ def _mano_rotate(results: dict, rz: np.ndarray) -> None:
     results['mano_transl'] = transl.astype(np.float32)
 
 
+#: dense per-pixel ground truth warped along with the image
+PRIOR_MAP_KEYS = ('gt_seg', 'gt_depth')
+
+
 # ----------------------------------------------------------------------------
 @TRANSFORMS.register_module()
 class RandomTwoHandFlip(BaseTransform):
@@ -268,6 +272,13 @@ def flip_two_hands(results: Dict) -> Dict:
     if 'hand_type' in results:
         results['hand_type'] = _HAND_TYPE_FLIP.get(results['hand_type'],
                                                    results['hand_type'])
+    if results.get('gt_seg') is not None:
+        # hand ids 1 (right) and 2 (left) swap with the hands; the map
+        # itself is flipped with the image (pending flip)
+        seg = results['gt_seg']
+        results['gt_seg'] = np.where(seg == 1, 2, np.where(seg == 2, 1,
+                                                           seg)).astype(
+                                                               seg.dtype)
     results['flip'] = not results.get('flip', False)
     pending = results.get('flip_cx')
     # the image flip about cx is an involution: a second one cancels
@@ -442,6 +453,17 @@ class TwoHandCropAffine(BaseTransform):
                 flags=self.interpolation,
                 borderMode=cv2.BORDER_CONSTANT,
                 borderValue=self.border_value)
+        # dense ground truth (synthetic set): same warp, nearest neighbour;
+        # depth z is unchanged by the in-plane rotation and the flip
+        for key in PRIOR_MAP_KEYS:
+            if results.get(key) is not None:
+                results[key] = cv2.warpAffine(
+                    results[key],
+                    img_affine,
+                    self.input_size,
+                    flags=cv2.INTER_NEAREST,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0)
         prev = results.get('crop_affine')
         total = img_affine if prev is None else compose_affine(
             img_affine, prev)

@@ -105,3 +105,44 @@ class LoadTwoHandImage(BaseTransform):
                 f'color_type={self.color_type!r}, '
                 f'check_shape={self.check_shape}, '
                 f'backend_args={self.backend_args})')
+
+
+@TRANSFORMS.register_module()
+class LoadPriorMaps(BaseTransform):
+    """Load the synthetic set's dense ground truth next to an image:
+    ``<stem>_seg.png`` (uint8: 0 background, 1 right hand, 2 left hand) and
+    ``<stem>_depth.png`` (uint16 camera z in mm, 0 = background).
+
+    Added keys: ``gt_seg`` (H, W) uint8 and ``gt_depth`` (H, W) float32
+    metres. Used to train the synthetic-world prior teachers.
+
+    Args:
+        seg (bool): load the segmentation. Defaults to True.
+        depth (bool): load the depth. Defaults to True.
+    """
+
+    def __init__(self, seg: bool = True, depth: bool = True) -> None:
+        self.seg = seg
+        self.depth = depth
+
+    @staticmethod
+    def _read(path: str, img_id) -> np.ndarray:
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'prior map {path!r} (image id {img_id}) does not exist; '
+                'only the synthetic set ships segmentation / depth maps')
+        arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise IOError(f'cannot decode prior map {path!r} (image id '
+                          f'{img_id})')
+        return arr
+
+    def transform(self, results: Dict) -> Dict:
+        stem = osp.splitext(results['img_path'])[0]
+        if self.seg:
+            results['gt_seg'] = self._read(stem + '_seg.png',
+                                           results.get('img_id'))
+        if self.depth:
+            raw = self._read(stem + '_depth.png', results.get('img_id'))
+            results['gt_depth'] = raw.astype(np.float32) / 1000.0
+        return results
