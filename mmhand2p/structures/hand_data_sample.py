@@ -1,8 +1,11 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """The data sample that flows from datasets through models to metrics."""
+from typing import List, Optional
+
+import torch
 from mmengine.structures import BaseDataElement, InstanceData
 
-__all__ = ['HandDataSample', 'HAND_FIELDS']
+__all__ = ['HandDataSample', 'HAND_FIELDS', 'stack_field']
 
 #: Fields of ``gt_hands`` / ``pred_hands``. Both are ``InstanceData`` with
 #: exactly 2 instances: index 0 = right hand, 1 = left hand. Units: metres,
@@ -64,3 +67,18 @@ class HandDataSample(BaseDataElement):
     @pred_hands.deleter
     def pred_hands(self) -> None:
         del self._pred_hands
+
+
+def stack_field(data_samples: List[BaseDataElement], name: str,
+                where: str = 'gt_hands') -> Optional[torch.Tensor]:
+    """Stack a per-hand field of ``gt_hands`` over the batch: ``(B, 2, ...)``.
+
+    Returns None if any sample lacks the field.
+    """
+    out = []
+    for ds in data_samples:
+        hands = getattr(ds, where, None)
+        if hands is None or name not in hands:
+            return None
+        out.append(torch.as_tensor(hands.get(name)))
+    return torch.stack(out)

@@ -1,4 +1,4 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
-from .two_hand_mano_head import TwoHandMANOHead, stack_field
+from .two_hand_mano_head import TwoHandMANOHead
 
-__all__ = ['TwoHandMANOHead', 'stack_field']
+__all__ = ['TwoHandMANOHead']

@@ -1,6 +1,6 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """A2P's two-hand MANO regressor with relative translation."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -11,26 +11,12 @@ from mmhand2p.registry import MODELS
 from mmhand2p.utils.geometry import (matrix_to_rot6d, mirror_axis_angle,
                                      rot6d_to_axis_angle, rot6d_to_matrix)
 from mmhand2p.utils.typing import ConfigType, OptConfigType, SampleList
-from ..necks.fusion_alignment import sine_position_encoding
+from mmhand2p.structures import stack_field
+from ..utils import sine_position_encoding
 
 __all__ = ['TwoHandMANOHead', 'stack_field']
 
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-
-
-def stack_field(data_samples: SampleList, name: str,
-                where: str = 'gt_hands') -> Optional[Tensor]:
-    """Stack a per-hand field of ``gt_hands`` over the batch: ``(B, 2, ...)``.
-
-    Returns None if any sample lacks the field.
-    """
-    out = []
-    for ds in data_samples:
-        hands = getattr(ds, where, None)
-        if hands is None or name not in hands:
-            return None
-        out.append(torch.as_tensor(hands.get(name)))
-    return torch.stack(out)
 
 
 @MODELS.register_module()

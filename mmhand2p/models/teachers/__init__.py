@@ -2,8 +2,10 @@
 from .base import PRIORS, BasePriorTeacher, check_teacher_checkpoint
 from .teachers import (SAPIENS_ARCHS, ExportedTeacher, PriorNet,
                        SapiensTeacher, SyntheticWorldTeacher)
+from .trainer import PriorTeacherTrainer, joint_heatmaps
 
 __all__ = [
     'BasePriorTeacher', 'PRIORS', 'check_teacher_checkpoint', 'SapiensTeacher',
-    'ExportedTeacher', 'SyntheticWorldTeacher', 'PriorNet', 'SAPIENS_ARCHS'
+    'ExportedTeacher', 'SyntheticWorldTeacher', 'PriorNet', 'SAPIENS_ARCHS',
+    'PriorTeacherTrainer', 'joint_heatmaps'
 ]
