@@ -7,6 +7,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # draw every 50th val / test batch to work_dir/vis and the vis backends
+    # (tools/test.py --show-dir DIR turns it on for one run):
+    # visualization=dict(type='TwoHandVisualizationHook', interval=50),
 )
 
 env_cfg = dict(
@@ -16,6 +19,11 @@ env_cfg = dict(
 )
 
 vis_backends = [dict(type='LocalVisBackend')]
+# add dict(type='TensorboardVisBackend') to vis_backends for TensorBoard
+visualizer = dict(
+    type='TwoHandLocalVisualizer',
+    vis_backends=vis_backends,
+    name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None

@@ -11,7 +11,6 @@ the bundled hand model when the configured files are absent::
         --batch 1 --size 256 --runs 20 --threads 2
 """
 import argparse
-import os.path as osp
 import statistics
 import time
 
@@ -19,25 +18,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from mmhand2p.registry import MODELS
+from mmhand2p.apis import build_inference_model
 from mmhand2p.structures import HandDataSample
 from mmhand2p.utils import register_all_modules
-
-
-def build_inference_model(cfg: Config) -> torch.nn.Module:
-    model_cfg = cfg.model.copy()
-    neck = model_cfg.get('neck')
-    if neck is not None and neck.get('prior_source', 'fae') == 'fae':
-        neck['teachers'] = None
-    head = model_cfg.get('head', {})
-    bm = head.get('body_model', {})
-    if bm.get('model_path') and not osp.exists(bm['model_path']):
-        bm['model_path'] = None
-    for part in ('backbone', ):
-        model_cfg[part].pop('init_cfg', None)
-    if neck is not None and neck.get('fae'):
-        neck['fae'].pop('init_cfg', None)
-    return MODELS.build(model_cfg)
 
 
 def main() -> None:
@@ -54,7 +37,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     register_all_modules()
     cfg = Config.fromfile(args.config)
-    model = build_inference_model(cfg).to(args.device).eval()
+    model, notes = build_inference_model(cfg)
+    model = model.to(args.device).eval()
+    for note in notes:
+        print(f'note: {note}')
     total = sum(p.numel() for p in model.parameters())
     parts = {
         name: sum(p.numel() for p in child.parameters())

@@ -1,0 +1,4 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+from .visualization_hook import TwoHandVisualizationHook
+
+__all__ = ['TwoHandVisualizationHook']

@@ -1,0 +1,564 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""Draw two-hand predictions: mesh overlay, 2D skeletons and a side view.
+
+The picture :meth:`TwoHandLocalVisualizer.add_datasample` draws is two panels
+side by side::
+
+    [ image + predicted meshes + GT / predicted skeletons | side view ]
+
+Geometry (see ``docs/data_pipeline.md``): the vertices and 3D joints of a
+packed :class:`~mmhand2p.structures.HandDataSample` live in the *virtual
+camera* of the network input, whose intrinsics are ``cam_intrinsics`` (K').
+That camera is the original one turned by ``rot_z`` about its optical axis
+(``X' = rot_z @ M @ X``, ``M = diag(-1, 1, 1)`` when the sample was flipped,
+identity otherwise) and re-focused on the crop. Hence
+
+- on the network input (``image_space='input'``) points project with K' as
+  they are;
+- on the original image (``image_space='original'``) they are first taken
+  back, ``X = M @ rot_z.T @ X'``, and project with ``ori_cam_intrinsics``;
+  2D annotations (input pixels) map back through the inverse of
+  ``crop_affine``; a flipped sample's hand axis is swapped back, so colours
+  always follow the true handedness in the picture drawn.
+"""
+import logging
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from mmengine.dist import master_only
+from mmengine.logging import print_log
+from mmengine.visualization import Visualizer
+
+from mmhand2p.registry import VISUALIZERS
+from .renderer import DEFAULT_MESH_COLORS, render_meshes
+
+__all__ = [
+    'TwoHandLocalVisualizer', 'drawing_camera', 'project_to_image',
+    'side_view_camera'
+]
+
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
+_IMAGE_SPACES = ('auto', 'input', 'original')
+
+
+def _np(x) -> Optional[np.ndarray]:
+    """Tensor / array / list to a float64 or bool numpy array (None kept)."""
+    if x is None:
+        return None
+    if hasattr(x, 'detach'):
+        x = x.detach().cpu()
+        if x.dtype.is_floating_point:
+            x = x.float()
+        x = x.numpy()
+    arr = np.asarray(x)
+    return arr if arr.dtype == bool else arr.astype(np.float64)
+
+
+def drawing_camera(metainfo: dict, image_space: str
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The camera of the image being drawn on.
+
+    Args:
+        metainfo (dict): a data sample's metainfo (``cam_intrinsics``, and for
+            the original image ``ori_cam_intrinsics``, ``rot_z``, ``flip``,
+            ``crop_affine``).
+        image_space (str): ``'input'`` or ``'original'``.
+
+    Returns:
+        tuple: ``K`` ``(3, 3)`` of the image; ``R`` ``(3, 3)`` taking sample
+        points (virtual camera) to that image's camera (``X = R @ X'``);
+        ``A`` ``(2, 3)`` taking the sample's 2D points (input pixels) to that
+        image's pixels; ``swap`` whether the hand axis must be swapped (a
+        flipped sample drawn on the original image).
+    """
+    k_in = metainfo.get('cam_intrinsics')
+    if image_space == 'input':
+        if k_in is None:
+            raise KeyError('the data sample has no cam_intrinsics: cannot '
+                           'project its 3D points onto the input image')
+        return (_np(k_in).reshape(3, 3), np.eye(3),
+                np.array([[1.0, 0, 0], [0, 1.0, 0]]), False)
+    if image_space != 'original':
+        raise ValueError(f"image_space must be 'input' or 'original', got "
+                         f'{image_space!r}')
+    k_ori = metainfo.get('ori_cam_intrinsics', k_in)
+    if k_ori is None:
+        raise KeyError('the data sample has neither ori_cam_intrinsics nor '
+                       'cam_intrinsics: cannot project onto the image')
+    rot_z = metainfo.get('rot_z')
+    rot = np.eye(3) if rot_z is None else _np(rot_z).reshape(3, 3).T
+    flip = bool(metainfo.get('flip', False))
+    if flip:
+        rot = _MIRROR @ rot
+    affine = metainfo.get('crop_affine')
+    if affine is None:
+        back = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    else:
+        a = np.vstack([_np(affine).reshape(2, 3), [0.0, 0.0, 1.0]])
+        back = np.linalg.inv(a)[:2]
+    return _np(k_ori).reshape(3, 3), rot, back, flip
+
+
+def project_to_image(points: np.ndarray,
+                     intrinsics: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pinhole projection (pixel centres at integer coordinates).
+
+    Args:
+        points (np.ndarray): ``(..., 3)`` camera frame.
+        intrinsics (np.ndarray): ``(3, 3)``.
+
+    Returns:
+        tuple: ``(..., 2)`` pixels and ``(...)`` bool, True where ``z > 0``.
+    """
+    p = np.asarray(points, np.float64)
+    z = p[..., 2]
+    front = z > 1e-6
+    zs = np.where(front, z, 1.0)
+    uvw = p @ np.asarray(intrinsics, np.float64).T
+    return uvw[..., :2] / zs[..., None], front
+
+
+def side_view_camera(vertices: np.ndarray,
+                     image_size: Tuple[int, int],
+                     angle_deg: float = 90.0,
+                     fill: float = 0.45) -> Tuple[np.ndarray, np.ndarray]:
+    """Turn points about their centre and frame them in a new camera.
+
+    The points are rotated by ``angle_deg`` about the vertical (y) axis
+    through the centre of their bounding box (90 degrees: seen from the
+    camera's right, depth growing to the right), then pushed in front of a
+    camera at three times their radius, whose focal length puts the
+    farthest projected point at ``fill`` times the image's smaller side from
+    the image centre.
+
+    Args:
+        vertices (np.ndarray): ``(N, 3)`` camera frame.
+        image_size (tuple): ``(H, W)`` of the view.
+        angle_deg (float): rotation about y, degrees.
+        fill (float): half-extent of the framed points / min(H, W).
+
+    Returns:
+        tuple: ``(4, 4)`` transform applied to the points (homogeneous) and
+        the ``(3, 3)`` intrinsics of the view.
+    """
+    v = np.asarray(vertices, np.float64).reshape(-1, 3)
+    h, w = int(image_size[0]), int(image_size[1])
+    centre = (v.min(0) + v.max(0)) / 2.0
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0],
+                    [-math.sin(a), 0.0, math.cos(a)]])
+    rel = (v - centre) @ rot.T
+    radius = max(float(np.linalg.norm(rel, axis=1).max()), 1e-3)
+    dist = 3.0 * radius
+    # largest |x| / z or |y| / z of the moved points: frame it exactly
+    spread = float((np.abs(rel[:, :2]) / (rel[:, 2:] + dist)).max())
+    focal = fill * min(h, w) / max(spread, 1e-6)
+    transform = np.eye(4)
+    transform[:3, :3] = rot
+    transform[:3, 3] = -rot @ centre + np.array([0.0, 0.0, dist])
+    k = np.array([[focal, 0.0, (w - 1) / 2.0], [0.0, focal, (h - 1) / 2.0],
+                  [0.0, 0.0, 1.0]])
+    return transform, k
+
+
+@VISUALIZERS.register_module()
+class TwoHandLocalVisualizer(Visualizer):
+    """Visualizer of two-hand reconstructions.
+
+    Draws, on the image given to :meth:`add_datasample`, the predicted MANO
+    meshes (right hand and left hand in two colours), the ground-truth 2D
+    skeletons (thin lines) and the predicted ones (21 wrist-first joints),
+    and puts a side view of the predicted meshes, rendered by the CPU
+    renderer :func:`~mmhand2p.visualization.render_meshes` from a camera
+    turned by ``side_view_angle`` about the hands' centre, to the right.
+
+    Images are RGB (as mmengine's visualizers expect); files are written as
+    usual image files (``mmcv.imwrite``).
+
+    Args:
+        name (str): instance name. Defaults to ``'visualizer'``.
+        image (np.ndarray, optional): an image to start with.
+        vis_backends (list[dict], optional): visual backends (e.g.
+            ``LocalVisBackend``, ``TensorboardVisBackend``).
+        save_dir (str, optional): where the backends save.
+        faces (np.ndarray, optional): ``(F, 3)`` or ``(2, F, 3)`` (right,
+            left) mesh faces. Default: read from the MANO files at
+            ``mano_model_path``.
+        mano_model_path (str, optional): the MANO folder the model uses (None:
+            the bundled hand model). Its faces must match the predicted
+            vertices: set it to your MANO folder when the model runs the real
+            MANO.
+        mesh_colors (sequence, optional): ``(2, 3)`` RGB in [0, 1] of the
+            right / left meshes. Default: the renderer's skin tone and blue.
+        mesh_alpha (float): opacity of the meshes over the image.
+        pred_skeleton_colors (sequence): RGB 0-255 of the right / left
+            predicted skeletons.
+        gt_skeleton_colors (sequence): RGB 0-255 of the right / left
+            ground-truth skeletons.
+        line_width (int): skeleton line width in pixels (GT lines are one
+            pixel thinner, at least 1).
+        radius (int): joint radius in pixels.
+        side_view (bool): add the side-view panel.
+        side_view_angle (float): the side camera's rotation about the hands'
+            vertical axis, degrees.
+        side_view_background (sequence): RGB 0-255 of the side panel.
+        supersample (int): anti-aliasing factor of the renderer.
+    """
+
+    def __init__(self,
+                 name: str = 'visualizer',
+                 image: Optional[np.ndarray] = None,
+                 vis_backends: Optional[Sequence[dict]] = None,
+                 save_dir: Optional[str] = None,
+                 faces: Optional[np.ndarray] = None,
+                 mano_model_path: Optional[str] = None,
+                 mesh_colors: Optional[Sequence] = None,
+                 mesh_alpha: float = 1.0,
+                 pred_skeleton_colors: Sequence = ((255, 96, 0), (0, 96, 255)),
+                 gt_skeleton_colors: Sequence = ((0, 220, 0), (0, 220, 0)),
+                 line_width: int = 2,
+                 radius: int = 3,
+                 side_view: bool = True,
+                 side_view_angle: float = 90.0,
+                 side_view_background: Sequence[int] = (255, 255, 255),
+                 supersample: int = 1) -> None:
+        super().__init__(
+            name=name,
+            image=image,
+            vis_backends=vis_backends,
+            save_dir=save_dir)
+        self._faces = None if faces is None else self._as_faces(faces)
+        self.mano_model_path = mano_model_path
+        colors = DEFAULT_MESH_COLORS[:2] if mesh_colors is None else \
+            mesh_colors
+        self.mesh_colors = np.asarray(colors, np.float64).reshape(2, 3)
+        if not 0.0 <= mesh_alpha <= 1.0:
+            raise ValueError(f'mesh_alpha must be in [0, 1], got {mesh_alpha}')
+        self.mesh_alpha = float(mesh_alpha)
+        self.pred_skeleton_colors = [
+            tuple(int(c) for c in col) for col in pred_skeleton_colors
+        ]
+        self.gt_skeleton_colors = [
+            tuple(int(c) for c in col) for col in gt_skeleton_colors
+        ]
+        self.line_width = int(line_width)
+        self.radius = int(radius)
+        self.side_view = side_view
+        self.side_view_angle = float(side_view_angle)
+        self.side_view_background = tuple(int(c) for c in side_view_background)
+        self.supersample = int(supersample)
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _as_faces(faces) -> np.ndarray:
+        f = np.asarray(_np(faces), np.int64)
+        if f.ndim == 2:
+            f = np.stack([f, f])
+        if f.ndim != 3 or f.shape[0] != 2 or f.shape[2] != 3:
+            raise ValueError('faces must be (F, 3) or (2, F, 3) (right, left),'
+                             f' got {f.shape}')
+        return f
+
+    @property
+    def faces(self) -> np.ndarray:
+        """``(2, F, 3)`` faces of the right / left meshes."""
+        if self._faces is None:
+            from mmhand2p.models.body_models.mano_io import (load_mano_file,
+                                                             resolve_mano_path)
+            self._faces = self._as_faces(
+                np.stack([
+                    np.asarray(
+                        load_mano_file(
+                            resolve_mano_path(
+                                self.mano_model_path, is_rhand=side))['f'])
+                    for side in (True, False)
+                ]))
+        return self._faces
+
+    @staticmethod
+    def resolve_image_space(image_hw: Tuple[int, int],
+                            metainfo: dict,
+                            image_space: str = 'auto') -> str:
+        """Decide whether an image is the network input or the original.
+
+        ``'auto'``: the input when the image has the size of ``input_size``
+        (``(w, h)``) or ``img_shape``, else the original image when it has
+        the size of ``ori_shape``; the input when the metainfo gives no size;
+        a ``ValueError`` when sizes are known and none matches. When the
+        input and the original have the same size, ``'input'`` wins: pass
+        ``image_space='original'`` to draw on an original image of the
+        input's size.
+
+        Args:
+            image_hw (tuple): ``(H, W)`` of the image.
+            metainfo (dict): the sample's metainfo.
+            image_space (str): ``'auto'``, ``'input'`` or ``'original'``.
+
+        Returns:
+            str: ``'input'`` or ``'original'``.
+        """
+        if image_space not in _IMAGE_SPACES:
+            raise ValueError(f'image_space must be one of {_IMAGE_SPACES}, '
+                             f'got {image_space!r}')
+        if image_space != 'auto':
+            return image_space
+        hw = tuple(int(s) for s in image_hw[:2])
+        input_size = metainfo.get('input_size')
+        img_shape = metainfo.get('img_shape')
+        ori_shape = metainfo.get('ori_shape')
+        inp = None
+        if input_size is not None:
+            inp = (int(input_size[1]), int(input_size[0]))
+        elif img_shape is not None:
+            inp = tuple(int(s) for s in img_shape[:2])
+        ori = None if ori_shape is None else tuple(
+            int(s) for s in ori_shape[:2])
+        if inp is not None and hw == inp:
+            return 'input'
+        if ori is not None and hw == ori:
+            return 'original'
+        if inp is None and ori is None:
+            return 'input'
+        raise ValueError(
+            f'the image ({hw[0]} x {hw[1]}) is neither the network input '
+            f'(h, w = {inp}) nor the original image (h, w = {ori}); pass '
+            "image_space='input' or 'original'")
+
+    # ------------------------------------------------------------------
+    def _hands(self, instances, camera, pred: bool) -> Dict[str, np.ndarray]:
+        """Per-hand arrays of ``instances`` in the drawing camera, hand axis
+        in true handedness (0 right, 1 left)."""
+        k, rot, back, swap = camera
+        out = {}
+        valid = _np(instances.get('hand_valid'))
+        valid = np.ones(2, bool) if valid is None else valid.reshape(2) > 0
+        verts = _np(instances.get('vertices'))
+        if verts is not None:
+            out['vertices'] = verts.reshape(2, -1, 3) @ rot.T
+        j3d = _np(instances.get('joints_3d'))
+        j2d = _np(instances.get('joints_2d'))
+        if pred and j3d is not None:
+            # projecting the 3D joints keeps them consistent with the mesh
+            uv, front = project_to_image(j3d.reshape(2, 21, 3) @ rot.T, k)
+            out['joints_2d'] = uv
+            out['joints_2d_valid'] = front & np.isfinite(uv).all(-1)
+        elif j2d is not None:
+            j2d = j2d.reshape(2, 21, 2)
+            out['joints_2d'] = j2d @ back[:, :2].T + back[:, 2]
+            jv = _np(instances.get('joints_2d_valid'))
+            jv = np.ones((2, 21), bool) if jv is None else \
+                jv.reshape(2, 21) > 0
+            out['joints_2d_valid'] = jv & np.isfinite(j2d).all(-1)
+        if 'joints_2d_valid' in out:
+            out['joints_2d_valid'] &= valid[:, None]
+        out['hand_valid'] = valid
+        if swap:
+            out = {key: val[::-1].copy() for key, val in out.items()}
+        return out
+
+    def _draw_skeleton(self, canvas: np.ndarray, joints: np.ndarray,
+                       valid: np.ndarray, colors, width: int,
+                       radius: int) -> None:
+        """Lines joint -> parent and joint dots (in place, RGB)."""
+        # imported here: mmhand2p.models may import this package
+        from mmhand2p.models.body_models.joint_conventions import \
+            SKELETON_PARENTS
+        shift = 4
+        scale = 1 << shift
+        h, w = canvas.shape[:2]
+        lim = 4 * max(h, w)  # keep cv2's fixed-point coordinates in range
+        for hand in range(2):
+            color = colors[hand]
+            pts = joints[hand]
+            ok = valid[hand] & (np.abs(pts) < lim).all(-1)
+            fixed = np.round(pts * scale).astype(np.int64)
+            for j, parent in enumerate(SKELETON_PARENTS):
+                if parent < 0 or not (ok[j] and ok[parent]):
+                    continue
+                cv2.line(canvas, tuple(int(c) for c in fixed[j]),
+                         tuple(int(c) for c in fixed[parent]), color, width,
+                         cv2.LINE_AA, shift)
+            for j in np.nonzero(ok)[0]:
+                cv2.circle(canvas, tuple(int(c) for c in fixed[j]),
+                           radius * scale, color, -1, cv2.LINE_AA, shift)
+
+    def _render_overlay(self, image: np.ndarray, hands: Dict[str, np.ndarray],
+                        k: np.ndarray) -> np.ndarray:
+        verts = hands.get('vertices')
+        if verts is None:
+            return image
+        faces = self.faces
+        if faces.max() >= verts.shape[1]:
+            raise ValueError(
+                f'the predicted meshes have {verts.shape[1]} vertices but the '
+                f'faces index up to {faces.max()}: set the visualizer\'s '
+                'mano_model_path / faces to the model the predictions use')
+        keep = [
+            i for i in range(2)
+            if hands['hand_valid'][i] and np.isfinite(verts[i]).all()
+        ]
+        if not keep:
+            return image
+        out = render_meshes([verts[i] for i in keep], [faces[i] for i in keep],
+                            k,
+                            colors=self.mesh_colors[keep],
+                            background=image,
+                            supersample=self.supersample)
+        if self.mesh_alpha >= 1.0:
+            return out.image
+        hit = (out.mesh_id >= 0)[..., None]
+        blend = (
+            self.mesh_alpha * out.image.astype(np.float64) +
+            (1.0 - self.mesh_alpha) * image.astype(np.float64))
+        return np.where(hit, np.round(blend), image).astype(np.uint8)
+
+    def _render_side_view(self, hands: Optional[Dict[str, np.ndarray]],
+                          size: Tuple[int, int]) -> np.ndarray:
+        h, w = size
+        panel = np.empty((h, w, 3), np.uint8)
+        panel[:] = self.side_view_background
+        verts = None if hands is None else hands.get('vertices')
+        if verts is not None:
+            keep = [
+                i for i in range(2)
+                if hands['hand_valid'][i] and np.isfinite(verts[i]).all()
+            ]
+            if keep:
+                transform, k = side_view_camera(
+                    np.concatenate([verts[i] for i in keep]), (h, w),
+                    self.side_view_angle)
+                moved = [
+                    verts[i] @ transform[:3, :3].T + transform[:3, 3]
+                    for i in keep
+                ]
+                panel = render_meshes(
+                    moved, [self.faces[i] for i in keep],
+                    k,
+                    colors=self.mesh_colors[keep],
+                    background=panel,
+                    supersample=self.supersample).image
+        scale = max(min(h, w) / 512.0, 0.35)
+        cv2.putText(panel, f'side view ({self.side_view_angle:g} deg)',
+                    (4, max(12, int(20 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (80, 80, 80), 1, cv2.LINE_AA)
+        return panel
+
+    # ------------------------------------------------------------------
+    def draw_sample(self,
+                    image: np.ndarray,
+                    data_sample,
+                    draw_gt: bool = True,
+                    draw_pred: bool = True,
+                    image_space: str = 'auto',
+                    draw_skeleton: bool = True,
+                    draw_mesh: bool = True) -> np.ndarray:
+        """Draw one sample and return the picture (no side effects).
+
+        Args:
+            image (np.ndarray): ``(H, W, 3)`` uint8 RGB, the network input or
+                the original image (see :meth:`resolve_image_space`).
+            data_sample (HandDataSample): with ``pred_hands`` and / or
+                ``gt_hands`` and the metainfo of the pipeline.
+            draw_gt (bool): draw the ground-truth skeletons.
+            draw_pred (bool): draw the predicted meshes, skeletons and the
+                side view.
+            image_space (str): ``'auto'``, ``'input'`` or ``'original'``.
+            draw_skeleton (bool): draw the 2D skeletons.
+            draw_mesh (bool): draw the mesh overlay.
+
+        Returns:
+            np.ndarray: ``(H, W, 3)`` or, with the side view, ``(H, 2W, 3)``
+            uint8 RGB.
+        """
+        image = np.ascontiguousarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        meta = data_sample.metainfo
+        space = self.resolve_image_space(image.shape[:2], meta, image_space)
+        camera = drawing_camera(meta, space)
+        k = camera[0]
+        pred = gt = None
+        if draw_pred and 'pred_hands' in data_sample:
+            pred = self._hands(data_sample.pred_hands, camera, pred=True)
+        if draw_gt and 'gt_hands' in data_sample:
+            gt = self._hands(data_sample.gt_hands, camera, pred=False)
+
+        canvas = image.copy()
+        if pred is not None and draw_mesh:
+            canvas = self._render_overlay(canvas, pred, k)
+        canvas = np.ascontiguousarray(canvas)
+        base = max(1, self.line_width)
+        if draw_skeleton:
+            if gt is not None and 'joints_2d' in gt:
+                self._draw_skeleton(canvas, gt['joints_2d'],
+                                    gt['joints_2d_valid'],
+                                    self.gt_skeleton_colors, max(1, base - 1),
+                                    max(1, self.radius - 1))
+            if pred is not None and 'joints_2d' in pred:
+                self._draw_skeleton(canvas, pred['joints_2d'],
+                                    pred['joints_2d_valid'],
+                                    self.pred_skeleton_colors, base,
+                                    max(1, self.radius))
+        if not self.side_view:
+            return canvas
+        side = self._render_side_view(pred, canvas.shape[:2])
+        return np.concatenate([canvas, side], axis=1)
+
+    @master_only
+    def add_datasample(self,
+                       name: str,
+                       image: np.ndarray,
+                       data_sample=None,
+                       draw_gt: bool = True,
+                       draw_pred: bool = True,
+                       show: bool = False,
+                       wait_time: float = 0,
+                       out_file: Optional[str] = None,
+                       step: int = 0,
+                       image_space: str = 'auto') -> np.ndarray:
+        """Draw a sample, then show it, write it to ``out_file`` or, without
+        ``out_file``, send it to the visual backends (main process only, as
+        in mmdet / mmpose: other ranks return None).
+
+        Args:
+            name (str): image identifier (window title, backend tag).
+            image (np.ndarray): ``(H, W, 3)`` uint8 RGB, the network input
+                (``cam_intrinsics`` applies) or the original image
+                (``ori_cam_intrinsics`` and ``rot_z`` apply).
+            data_sample (HandDataSample): the sample (predictions and / or
+                ground truth).
+            draw_gt (bool): draw the ground truth.
+            draw_pred (bool): draw the predictions.
+            show (bool): show the picture in a window.
+            wait_time (float): seconds to show it (0: until a key press).
+            out_file (str, optional): write the picture there (RGB -> file)
+                instead of sending it to the backends.
+            step (int): the backends' global step.
+            image_space (str): ``'auto'``, ``'input'`` or ``'original'``.
+
+        Returns:
+            np.ndarray: the picture, ``(H, 2W, 3)`` uint8 RGB (``(H, W, 3)``
+            without the side view).
+        """
+        if data_sample is None:
+            raise ValueError('add_datasample needs a data_sample')
+        drawn = self.draw_sample(
+            image, data_sample, draw_gt, draw_pred, image_space=image_space)
+        self.set_image(drawn)
+        if show:
+            self.show(drawn, win_name=name, wait_time=wait_time)
+        if out_file is not None:
+            import mmcv
+            if not mmcv.imwrite(drawn[..., ::-1], out_file):
+                print_log(
+                    f'TwoHandLocalVisualizer: could not write '
+                    f'{out_file}',
+                    logger='current',
+                    level=logging.WARNING)
+        else:
+            self.add_image(name, drawn, step)
+        return drawn
