@@ -15,6 +15,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 
 
@@ -125,6 +126,10 @@ def _temp_out_path(out: str) -> str:
 
 
 def main(argv=None) -> None:
+    # packed samples carry many small tensors: one shared-memory file per
+    # tensor (torch's default) makes worker loading slower than no worker
+    # at all (docs/datasets.md); share through the file system instead
+    torch.multiprocessing.set_sharing_strategy('file_system')
     args = parse_args(argv)
 
     from mmhand2p.utils import register_all_modules

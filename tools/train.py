@@ -19,6 +19,7 @@ import logging
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
@@ -147,6 +148,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
+    # packed samples carry many small tensors: one shared-memory file per
+    # tensor (torch's default) makes worker loading slower than no worker
+    # at all (docs/datasets.md); share through the file system instead
+    torch.multiprocessing.set_sharing_strategy('file_system')
     args = parse_args(argv)
 
     # registers every mmhand2p module; the config's default_scope picks the

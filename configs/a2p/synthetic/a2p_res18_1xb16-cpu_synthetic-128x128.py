@@ -12,6 +12,7 @@ teachers = {
     p: dict(
         type='SyntheticWorldTeacher',
         prior=p,
+        input_size=input_size,
         checkpoint=f'{teacher_root}priornet_{p}.pth')
     for p in ('keypoint', 'segmentation', 'depth')
 }
@@ -69,14 +70,20 @@ val_pipeline = [
     dict(type='PackTwoHandInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=2, dataset=dict(pipeline=train_pipeline))
+    batch_size=16,
+    num_workers=2,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32, num_workers=2, dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='TwoHandMetric', protocol='a2p')
 test_evaluator = val_evaluator
 
-train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=4)
+# a fixed budget of iterations, the same for every ablation run (docs/a2p.md)
+max_iters = 600
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(
@@ -85,10 +92,13 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
          by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=4, milestones=[3], gamma=0.1,
-         by_epoch=True),
+    dict(type='MultiStepLR', begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.8)], gamma=0.1, by_epoch=False),
 ]
+log_processor = dict(by_epoch=False)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval=max_iters,
+        max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -16,7 +16,9 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True))
 
-input_size = (256, 256)
+# the A2P synthetic configs feed 128 x 128 crops (teachers resize their input
+# to this size): train the teachers at the same size
+input_size = (128, 128)
 train_pipeline = [
     dict(type='LoadTwoHandImage'),
     dict(type='LoadPriorMaps'),
@@ -46,13 +48,19 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='PriorTeacherMetric')
 test_evaluator = val_evaluator
 
-train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=8)
+train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=3)
 val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=8, by_epoch=True, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', T_max=3, by_epoch=True, eta_min=1e-5)
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=8, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', interval=3, max_keep_ckpts=1))
+custom_imports = dict(
+    imports=[
+        'mmhand2p.engine', 'mmhand2p.evaluation',
+        'mmhand2p.evaluation.metrics.prior_teacher_metric'
+    ],
+    allow_failed_imports=False)
