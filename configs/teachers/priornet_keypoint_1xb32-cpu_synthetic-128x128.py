@@ -48,16 +48,16 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='PriorTeacherMetric')
 test_evaluator = val_evaluator
 
-train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=3)
+train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=2)
 val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=3, by_epoch=True, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', T_max=2, by_epoch=True, eta_min=1e-5)
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=3, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', interval=2, max_keep_ckpts=1))
 custom_imports = dict(
     imports=[
         'mmhand2p.engine', 'mmhand2p.evaluation',

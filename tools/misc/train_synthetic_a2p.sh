@@ -16,7 +16,7 @@ if [[ $STEPS == *teachers* ]]; then
   for p in keypoint segmentation depth; do
     $PY tools/train.py configs/teachers/priornet_${p}_1xb32-cpu_synthetic-128x128.py \
         --work-dir work_dirs/teachers/$p
-    cp work_dirs/teachers/$p/epoch_3.pth work_dirs/teachers/priornet_$p.pth
+    cp work_dirs/teachers/$p/epoch_2.pth work_dirs/teachers/priornet_$p.pth
   done
 fi
 
@@ -43,7 +43,7 @@ if [[ $STEPS == *ablation* ]]; then
   for v in "" -baseline -kp -kp-seg; do
     cfg=$SYN/a2p_res18${v}_1xb16-cpu_synthetic-128x128.py
     $PY tools/train.py $cfg --work-dir work_dirs/a2p${v}
-    $PY tools/test.py $cfg work_dirs/a2p${v}/iter_600.pth \
+    $PY tools/test.py $cfg work_dirs/a2p${v}/iter_300.pth \
         --work-dir work_dirs/a2p${v}/test
   done
 fi

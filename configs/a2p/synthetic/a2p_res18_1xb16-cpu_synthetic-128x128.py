@@ -81,7 +81,7 @@ val_evaluator = dict(type='TwoHandMetric', protocol='a2p')
 test_evaluator = val_evaluator
 
 # a fixed budget of iterations, the same for every ablation run (docs/a2p.md)
-max_iters = 600
+max_iters = 300
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict()
