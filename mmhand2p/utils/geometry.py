@@ -94,7 +94,10 @@ def matrix_to_quaternion(matrix: Tensor) -> Tensor:
         1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22,
         1 - m00 - m11 + m22
     ], dim=-1)
-    q_abs = torch.sqrt(sq.clamp(min=0))  # 2 * |(w, x, y, z)|
+    # 2 * |(w, x, y, z)|. Clamped away from 0 before the sqrt: the branches
+    # that are not selected still get a (zero) gradient, and 0 * d sqrt(0)
+    # would be NaN (e.g. at the identity, where x = y = z = 0).
+    q_abs = torch.sqrt(sq.clamp(min=1e-12))
     cand = torch.stack([
         torch.stack([sq[..., 0], m21 - m12, m02 - m20, m10 - m01], -1),
         torch.stack([m21 - m12, sq[..., 1], m10 + m01, m02 + m20], -1),
@@ -119,11 +122,14 @@ def quaternion_to_axis_angle(quat: Tensor) -> Tensor:
     """
     quat = torch.where(quat[..., :1] < 0, -quat, quat)
     w, xyz = quat[..., :1], quat[..., 1:]
-    sin_half = xyz.norm(dim=-1, keepdim=True)
+    sq = (xyz * xyz).sum(-1, keepdim=True)
+    small = sq < 1e-12
+    # a norm whose gradient stays finite at 0 (the small branch does not
+    # use it; torch.where would still multiply its NaN gradient by 0)
+    sin_half = torch.sqrt(torch.where(small, torch.ones_like(sq), sq))
     half = torch.atan2(sin_half, w)
-    small = sin_half < 1e-6
-    factor = torch.where(small, 2.0 / w.clamp(min=_EPS),
-                         2 * half / sin_half.clamp(min=1e-6))
+    # 2 atan2(s, w) / s -> 2 / w as s -> 0
+    factor = torch.where(small, 2.0 / w.clamp(min=_EPS), 2 * half / sin_half)
     return xyz * factor
 
 

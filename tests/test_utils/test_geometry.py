@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mmhand2p.utils.geometry import (axis_angle_to_matrix, axis_angle_to_rot6d,
+                                     rot6d_to_axis_angle,
                                      matrix_to_axis_angle, matrix_to_rot6d,
                                      mirror_axis_angle, mirror_matrix,
                                      mirror_points, procrustes_align,
@@ -40,6 +41,26 @@ def test_axis_angle_gradient_finite_at_zero():
     aa = torch.zeros(4, 3, requires_grad=True)
     axis_angle_to_matrix(aa).sum().backward()
     assert torch.isfinite(aa.grad).all()
+
+
+@pytest.mark.parametrize('angle', [0.0, 1e-9, 0.5, math.pi - 1e-4, math.pi])
+def test_inverse_maps_have_finite_gradients(angle):
+    """Regressors start at the identity 6D rotation: the way back to
+    axis-angle must not produce NaN gradients there (nor at pi)."""
+    aa = torch.tensor([[angle, 0.0, 0.0], [0.0, angle, 0.0]],
+                      dtype=torch.float64)
+    r6 = axis_angle_to_rot6d(aa).requires_grad_(True)
+    out = rot6d_to_axis_angle(r6)
+    out.sum().backward()
+    assert torch.isfinite(r6.grad).all()
+    mat = axis_angle_to_matrix(aa).requires_grad_(True)
+    matrix_to_axis_angle(mat).sum().backward()
+    assert torch.isfinite(mat.grad).all()
+    # and the gradient is the right one away from the singular points
+    if 0.1 < angle < 3.0:
+        r6d = axis_angle_to_rot6d(aa).requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda x: rot6d_to_axis_angle(x), (r6d, ))
 
 
 @settings(max_examples=60, deadline=None)
