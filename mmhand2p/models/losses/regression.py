@@ -3,7 +3,6 @@
 and relative translation; MSE for the prior distillation)."""
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from mmhand2p.registry import MODELS
@@ -32,40 +31,49 @@ def _masked_mean(err: Tensor, weight: Optional[Tensor]) -> Tensor:
     return (err * w).sum() / denom.clamp(min=1.0)
 
 
+class _MaskedElementwiseLoss(nn.Module):
+    """Base: an element-wise error averaged over valid entries, times
+    ``loss_weight``. Subclasses define :meth:`error`."""
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    @staticmethod
+    def error(pred: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Optional[Tensor] = None) -> Tensor:
+        """``pred``/``target`` of the same shape, ``weight`` broadcastable to
+        their leading dims (e.g. ``(B, 2, 21)`` for ``(B, 2, 21, 3)``)."""
+        return self.loss_weight * _masked_mean(
+            self.error(pred, target), weight)
+
+
 @MODELS.register_module()
-class MaskedL1Loss(nn.Module):
+class MaskedL1Loss(_MaskedElementwiseLoss):
     """L1 loss averaged over valid entries.
 
     Args:
         loss_weight (float): multiplier. Defaults to 1.0.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None) -> Tensor:
-        """``pred``/``target`` of the same shape, ``weight`` on leading dims."""
-        return self.loss_weight * _masked_mean((pred - target).abs(), weight)
+    @staticmethod
+    def error(pred: Tensor, target: Tensor) -> Tensor:
+        return (pred - target).abs()
 
 
 @MODELS.register_module()
-class MaskedMSELoss(nn.Module):
+class MaskedMSELoss(_MaskedElementwiseLoss):
     """Mean squared error averaged over valid entries (A2P's distillation).
 
     Args:
         loss_weight (float): multiplier. Defaults to 1.0.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None) -> Tensor:
-        return self.loss_weight * _masked_mean((pred - target)**2, weight)
+    @staticmethod
+    def error(pred: Tensor, target: Tensor) -> Tensor:
+        return (pred - target)**2
