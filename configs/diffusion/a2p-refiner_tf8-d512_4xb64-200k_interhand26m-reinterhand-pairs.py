@@ -13,7 +13,7 @@
 # penetrate. Not stated in the paper (our choices): the denoiser's size
 # (MDM's: 8 layers, 512 channels), the optimiser, batch, schedule length and
 # the guidance constants.
-_base_ = ['./a2p-refiner_tf4-d128_1xb64-4k_synthetic-pairs.py']
+_base_ = ['./a2p-refiner_tf3-d128_1xb32-10k_synthetic-pairs.py']
 
 interhand_pairs = 'data/interhand2.6m/penetration_pairs/'
 reinterhand_pairs = 'data/reinterhand/penetration_pairs/'
@@ -23,12 +23,17 @@ train_pairs = [
     reinterhand_pairs + 'train_noise.npz',
     reinterhand_pairs + 'train_estimator.npz',
 ]
+# held-out pairs for tools/test.py (the reconstruction metrics of the paper
+# come from configs/diffusion/a2p_res50+refiner_...)
+test_pairs = [
+    interhand_pairs + 'test_noise.npz',
+    interhand_pairs + 'test_estimator.npz',
+]
 
 model = dict(
     stats_file=train_pairs,
     denoiser=dict(
-        embed_dims=512, num_layers=8, num_heads=4, ffn_dims=1024,
-        dropout=0.1),
+        embed_dims=512, num_layers=8, num_heads=4, ffn_dims=1024, dropout=0.1),
     # the MANO model of the annotations (tools/misc/convert_mano.py)
     body_model=dict(type='MANOLayer', model_path='data/mano'))
 
@@ -37,16 +42,24 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     dataset=dict(ann_file=train_pairs))
+test_dataloader = dict(batch_size=64, dataset=dict(ann_file=test_pairs))
+test_evaluator = dict(type='RefinerPairMetric', mano_model_path='data/mano')
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=200000)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 param_scheduler = [
-    dict(type='LinearLR', begin=0, end=2000, start_factor=0.01,
-         by_epoch=False),
-    dict(type='CosineAnnealingLR', begin=2000, end=200000, T_max=198000,
-         eta_min=1e-6, by_epoch=False),
+    dict(
+        type='LinearLR', begin=0, end=2000, start_factor=0.01, by_epoch=False),
+    dict(
+        type='CosineAnnealingLR',
+        begin=2000,
+        end=200000,
+        T_max=198000,
+        eta_min=1e-6,
+        by_epoch=False),
 ]
 auto_scale_lr = dict(base_batch_size=256)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=10000, max_keep_ckpts=3))
+randomness = dict(seed=None)

@@ -4,7 +4,8 @@
 # refiner.refine(preds, data_samples) on every test batch; the refiner runs
 # on the samples whose hand boxes overlap and whose hands penetrate).
 #
-#   python tools/test.py configs/diffusion/a2p_res50+refiner_4xb12-6e_interhand26m-256x256.py \
+#   CFG=configs/diffusion/a2p_res50+refiner_4xb12-6e_interhand26m-256x256.py
+#   python tools/test.py $CFG \
 #       work_dirs/a2p_res50_4xb12-6e_interhand26m-256x256/best.pth
 #   # the same without the refiner (before/after):
 #   ... --cfg-options model.test_cfg.refine=False
@@ -32,7 +33,7 @@ model = dict(
         schedule=dict(type='CosineNoiseSchedule', num_timesteps=1000),
         body_model=dict(
             type='MANOLayer', model_path={{_base_.mano_model_path}}),
-        sampler=dict(num_steps=50, guidance_weight=30.0),
+        sampler=dict(num_steps=50, guidance_weight=100.0),
         guidance_loss=dict(
             type='HybridCollisionLoss',
             d_threshold=0.005,

@@ -1,6 +1,8 @@
 # A2P stage 2 ("Learning to Align and Refine", arXiv 2503.17788): the
 # penetration-aware two-hand diffusion refiner, trained on the synthetic set
-# in a size that trains on 2 CPU cores in minutes (docs/diffusion_refiner.md).
+# in a size that trains on one CPU core in about 5 minutes
+# (docs/diffusion_refiner.md).
+# The sampler iterates the pairs endlessly (InfiniteSampler).
 # The pairs come from tools/misc/make_penetration_pairs.py:
 #
 #   python tools/misc/make_penetration_pairs.py noise \
@@ -16,6 +18,9 @@ _base_ = ['../_base_/default_runtime.py']
 
 pairs_root = 'data/synthetic_interhand/penetration_pairs/'
 train_pairs = [pairs_root + 'train_noise.npz']
+# held-out pairs (make_penetration_pairs.py noise --split val --seed 1):
+# tools/test.py reports errors and penetration before / after refinement
+test_pairs = [pairs_root + 'val_noise.npz']
 
 model = dict(
     type='TwoHandDiffusionRefiner',
@@ -25,7 +30,7 @@ model = dict(
     denoiser=dict(
         type='TwoHandDenoiser',
         embed_dims=128,
-        num_layers=4,
+        num_layers=3,
         num_heads=4,
         ffn_dims=256,
         dropout=0.1),
@@ -37,7 +42,7 @@ model = dict(
         start_t=None,  # T - 1: from (almost) pure noise
         init='condition',
         eta=0.0,
-        guidance_weight=30.0,  # lambda (normalised parameter units)
+        guidance_weight=100.0,  # lambda (normalised parameter units)
         guidance_iters=1,
         guidance_last_steps=None),  # every step, as in A2P
     guidance_loss=dict(
@@ -50,10 +55,10 @@ model = dict(
     seed=0)
 
 train_dataloader = dict(
-    batch_size=64,
+    batch_size=32,
     num_workers=0,
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type='PenetrationPairsDataset',
@@ -61,19 +66,36 @@ train_dataloader = dict(
         mirror_prob=0.5,
         rotate_range=0.0))
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=10000)
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
-    dict(type='LinearLR', begin=0, end=200, start_factor=0.01,
-         by_epoch=False),
-    dict(type='CosineAnnealingLR', begin=200, end=4000, T_max=3800,
-         eta_min=1e-5, by_epoch=False),
+    dict(type='LinearLR', begin=0, end=100, start_factor=0.01, by_epoch=False),
+    dict(
+        type='CosineAnnealingLR',
+        begin=100,
+        end=10000,
+        T_max=9900,
+        eta_min=1e-5,
+        by_epoch=False),
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(
-        type='CheckpointHook', interval=1000, by_epoch=False,
+        type='CheckpointHook', interval=2000, by_epoch=False,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
+
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='PenetrationPairsDataset', ann_file=test_pairs, test_mode=True))
+test_evaluator = dict(type='RefinerPairMetric', mano_model_path=None)
+test_cfg = dict(type='TestLoop')
