@@ -15,7 +15,7 @@ colour jitter, motion blur, targets and packing), then times
         --num-samples 1000 --workers 2
 
 Generate the set first (``tools/dataset_converters/
-generate_synthetic_interhand.py``), or pass ``--generate N`` to render N
+make_synthetic_interhand.py``), or pass ``--generate N`` to render N
 frames into ``--data-root`` when the split is missing.
 """
 import argparse
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
         if not args.generate:
             raise SystemExit(
                 f'{ann} does not exist: generate the set with tools/'
-                'dataset_converters/generate_synthetic_interhand.py or pass '
+                'dataset_converters/make_synthetic_interhand.py or pass '
                 '--generate N')
         from mmhand2p.datasets.synthetic import generate_synthetic_interhand
         s = generate_synthetic_interhand(

@@ -1,5 +1,5 @@
 # The synthetic two-hand set (InterHand2.6M's file format, rendered by
-# tools/dataset_converters/generate_synthetic_interhand.py, see
+# tools/dataset_converters/make_synthetic_interhand.py, see
 # docs/datasets.md) read by InterHand26MDataset: dataset, pipelines and
 # dataloaders. Models and schedules come from the configs that inherit this.
 dataset_type = 'InterHand26MDataset'

@@ -803,7 +803,7 @@ def load_extras(img_path: str) -> Dict[str, np.ndarray]:
             raise FileNotFoundError(
                 f'synthetic {key} map {path!r} is missing or unreadable '
                 '(generate the split with '
-                'tools/dataset_converters/generate_synthetic_interhand.py)')
+                'tools/dataset_converters/make_synthetic_interhand.py)')
         out[key] = arr
     out['depth'] = out['depth'].astype(np.float32) / 1000.0
     return out

@@ -7,7 +7,7 @@ renderer and writes images, segmentation / depth maps and the release's
 annotation files (plus COCO hand boxes for a detector), one split at a time,
 each atomically (``docs/datasets.md``)::
 
-    python tools/dataset_converters/generate_synthetic_interhand.py \\
+    python tools/dataset_converters/make_synthetic_interhand.py \\
         --out data/synthetic_interhand --splits train:500,val:50,test:50 \\
         --num-cams 4 --image-size 256 --seed 0 --workers 2
 
