@@ -136,7 +136,7 @@ def test_capped_volume_positive_and_equal(models):
 
 
 def test_capped_mesh_is_a_valid_manifold3d_solid(models):
-    manifold3d = pytest.importorskip('manifold3d')
+    import manifold3d
     m = models['RIGHT']
     cv, cf = ph.cap_boundary_loops(m['v_template'], _faces(m))
     mesh = manifold3d.Mesh(
@@ -245,7 +245,7 @@ def test_joint_regressor(models, side):
 
 
 def test_joints_inside_with_trimesh(models):
-    trimesh = pytest.importorskip('trimesh')
+    import trimesh
     m = models['RIGHT']
     cv, cf = ph.cap_boundary_loops(m['v_template'], _faces(m))
     mesh = trimesh.Trimesh(cv, cf, process=False)
@@ -379,8 +379,8 @@ def _fist_pose():
 
 @pytest.mark.parametrize('use_dir', [True, False])
 def test_smplx_loads_and_fist_closes_the_hand(models, use_dir):
-    smplx = pytest.importorskip('smplx')
-    torch = pytest.importorskip('torch')
+    import smplx
+    import torch
     path = ASSETS if use_dir else osp.join(ASSETS, 'MANO_RIGHT.npz')
     mano = smplx.MANO(
         model_path=path,
@@ -420,8 +420,8 @@ def test_smplx_loads_and_fist_closes_the_hand(models, use_dir):
 
 
 def test_smplx_left_equals_mirrored_right():
-    smplx = pytest.importorskip('smplx')
-    torch = pytest.importorskip('torch')
+    import smplx
+    import torch
     kw = dict(model_path=ASSETS, ext='npz', use_pca=False, flat_hand_mean=True)
     right = smplx.MANO(is_rhand=True, **kw).double()
     left = smplx.MANO(is_rhand=False, **kw).double()
@@ -444,8 +444,8 @@ def test_smplx_left_equals_mirrored_right():
 
 
 def test_smplx_pca_mode_uses_hands_mean():
-    smplx = pytest.importorskip('smplx')
-    torch = pytest.importorskip('torch')
+    import smplx
+    import torch
     mano = smplx.MANO(
         model_path=ASSETS,
         is_rhand=True,
