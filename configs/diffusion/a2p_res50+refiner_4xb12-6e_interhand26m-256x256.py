@@ -42,3 +42,15 @@ model = dict(
         gate=dict(iou_thr=0.0, check='collision', min_pairs=1),
         anchor='mean',
         seed=0))
+
+# before and after refinement in one test run: the refiner keeps the stage-1
+# meshes as pred_hands.unrefined_vertices
+val_evaluator = [
+    dict(type='TwoHandMetric', protocol='a2p'),
+    dict(type='PenetrationMetric'),
+    dict(
+        type='PenetrationMetric',
+        vertices_key='unrefined_vertices',
+        prefix='penetration_unrefined'),
+]
+test_evaluator = val_evaluator

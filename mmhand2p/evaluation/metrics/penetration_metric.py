@@ -46,6 +46,11 @@ class PenetrationMetric(BaseMetric):
 
     Args:
         which (str): evaluate ``'pred'`` (default) or ``'gt'`` meshes.
+        vertices_key (str): the field of ``{which}_hands`` holding the
+            ``(2, V, 3)`` meshes. ``'unrefined_vertices'`` evaluates the
+            stage-1 meshes that a diffusion refiner kept beside its output,
+            so one test run reports before and after refinement (give that
+            instance its own ``prefix``).
         frames (str): ``'interacting'`` frames (``hand_type``, default),
             ``'both_valid'`` (both GT hands valid) or ``'all'`` frames with
             two meshes.
@@ -74,6 +79,7 @@ class PenetrationMetric(BaseMetric):
     def __init__(self,
                  which: str = 'pred',
                  frames: str = 'interacting',
+                 vertices_key: str = 'vertices',
                  mano_model_path: Optional[str] = None,
                  faces=None,
                  cap_holes: bool = True,
@@ -96,6 +102,7 @@ class PenetrationMetric(BaseMetric):
             raise ValueError("inside_test must be 'boolean' or 'winding', "
                              f'got {inside_test!r}')
         self.which = which
+        self.vertices_key = vertices_key
         self.frames = frames
         self.mano_model_path = mano_model_path
         self.cap = cap_holes
@@ -157,16 +164,16 @@ class PenetrationMetric(BaseMetric):
         for i, s in enumerate(samples):
             if not self._eligible(s):
                 continue
-            v = get_field(s, group, 'vertices')
+            v = get_field(s, group, self.vertices_key)
             if v is None:
                 if self.frames == 'all':
                     continue
                 raise KeyError(f'PenetrationMetric: {sample_name(s, i)} has '
-                               f'no {group}.vertices (2, V, 3)')
+                               f'no {group}.{self.vertices_key} (2, V, 3)')
             if v.dim() != 3 or v.shape[0] != 2 or v.shape[-1] != 3:
                 raise ValueError(
                     f'PenetrationMetric: {sample_name(s, i)}: {group}.'
-                    f'vertices must have shape (2, V, 3), got '
+                    f'{self.vertices_key} must have shape (2, V, 3), got '
                     f'{tuple(v.shape)}')
             eligible.append(i)
             verts.append(v.numpy())

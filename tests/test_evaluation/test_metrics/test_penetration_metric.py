@@ -134,3 +134,25 @@ def test_bad_input():
                 hand_type='interacting',
                 pred_hands=dict(vertices=torch.zeros(778, 3)))
         ])
+
+
+def test_before_and_after_refinement_in_one_run(frames):
+    """pred_hands.vertices (refined: touching) and unrefined_vertices (the
+    stage-1 meshes: pushed 6 mm together) are evaluated separately."""
+    samples = [
+        dict(img_path='a.jpg', hand_type='interacting',
+             gt_hands=dict(hand_valid=torch.ones(2, dtype=torch.bool)),
+             pred_hands=dict(vertices=frames['verts'][0],
+                             unrefined_vertices=frames['verts'][2]))
+    ]
+    after = PenetrationMetric(num_workers=0)
+    before = PenetrationMetric(
+        num_workers=0, vertices_key='unrefined_vertices',
+        prefix='penetration_unrefined')
+    for m in (after, before):
+        m.process(None, samples)
+    res_after, res_before = after.evaluate(1), before.evaluate(1)
+    vols, _ = reference(frames)
+    assert res_after['penetration/PenVol'] < 1e-3
+    assert res_before['penetration_unrefined/PenVol'] == pytest.approx(
+        vols[2], rel=1e-9)
