@@ -47,6 +47,11 @@ model = dict(
 # meshes as pred_hands.unrefined_vertices
 val_evaluator = [
     dict(type='TwoHandMetric', protocol='a2p'),
+    dict(
+        type='TwoHandMetric',
+        protocol='a2p',
+        pred_keys=('unrefined_joints_3d', 'unrefined_vertices'),
+        prefix='two_hand_unrefined'),
     dict(type='PenetrationMetric'),
     dict(
         type='PenetrationMetric',

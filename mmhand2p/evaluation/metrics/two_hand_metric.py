@@ -68,6 +68,10 @@ class TwoHandMetric(BaseMetric):
             all frames. Defaults to (20, 50).
         auc_range (tuple): AUC threshold range in mm. Defaults to (0, 50).
         out_file (str, optional): JSON report path.
+        pred_keys (tuple): the fields of ``pred_hands`` read as joints and
+            vertices; ``('unrefined_joints_3d', 'unrefined_vertices')``
+            evaluates the stage-1 hands a diffusion refiner kept beside its
+            output (give that instance its own ``prefix``).
         collect_device (str): ``'cpu'`` or ``'gpu'``.
         prefix (str, optional): metric name prefix; default ``'two_hand'``.
     """
@@ -80,6 +84,7 @@ class TwoHandMetric(BaseMetric):
                  pck_thresholds: Sequence[float] = (20.0, 50.0),
                  auc_range: Sequence[float] = (0.0, 50.0),
                  out_file: Optional[str] = None,
+                 pred_keys: tuple = ('joints_3d', 'vertices'),
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -98,6 +103,7 @@ class TwoHandMetric(BaseMetric):
                              f'got {auc_range}')
         self.auc_range = (float(auc_range[0]), float(auc_range[1]))
         self.out_file = out_file
+        self.pred_keys = tuple(pred_keys)
 
     # ------------------------------------------------------------------
     @property
@@ -118,7 +124,7 @@ class TwoHandMetric(BaseMetric):
         samples = [sample_dict(s) for s in data_samples]
         if not samples:
             return
-        batch = _Batch(samples, self.protocol)
+        batch = _Batch(samples, self.protocol, self.pred_keys)
         self.results.extend(self._evaluate_batch(batch))
 
     def _evaluate_batch(self, b: '_Batch') -> List[dict]:
@@ -326,14 +332,18 @@ def _nan_to(v: float, empty: float) -> float:
 class _Batch:
     """The tensors of a batch of samples, with presence masks."""
 
-    def __init__(self, samples: List[dict], protocol: EvalProtocol) -> None:
+    def __init__(self,
+                 samples: List[dict],
+                 protocol: EvalProtocol,
+                 pred_keys: tuple = ('joints_3d', 'vertices')) -> None:
+        self.pred_keys = pred_keys
         n = len(samples)
         self.n = n
         gj, gjv, hv, pj = [], [], [], []
         gv, gvv, pv, pvv, ks, hk, ht = [], [], [], [], [], [], []
         for i, s in enumerate(samples):
             g = get_field(s, 'gt_hands', 'joints_3d')
-            p = get_field(s, 'pred_hands', 'joints_3d')
+            p = get_field(s, 'pred_hands', self.pred_keys[0])
             if g is None or p is None:
                 raise KeyError(
                     f'TwoHandMetric: sample {i} lacks gt_hands.joints_3d or '
@@ -350,7 +360,7 @@ class _Batch:
             hv.append(h)
             pj.append(p)
             gvert = get_field(s, 'gt_hands', 'vertices')
-            pvert = get_field(s, 'pred_hands', 'vertices')
+            pvert = get_field(s, 'pred_hands', self.pred_keys[1])
             if gvert is not None:
                 _check(gvert, (2, None, 3), 'gt_hands.vertices', i)
                 mv = get_field(s, 'gt_hands', 'mano_valid')
