@@ -136,13 +136,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
-    """``(3,)`` axis-angle -> ``(3, 3)`` rotation matrix."""
-    theta = float(np.linalg.norm(rotvec))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = rotvec / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
+    """``(3,)`` axis-angle -> ``(3, 3)`` rotation matrix (OpenCV's)."""
+    return cv2.Rodrigues(np.asarray(rotvec, np.float64).reshape(3, 1))[0]
 
 
 def _matrix_to_rotvec(rot: np.ndarray) -> np.ndarray:
