@@ -9,6 +9,7 @@ before the crop (the crop composes the pending image flip into its warp).
 from .formatting import (TARGET_FIELDS, GenerateTwoHandTargets,
                          PackTwoHandInputs, left_as_right, mirror_left_points,
                          right_as_left)
+from .full_image import PackFullImageInputs
 from .geometric import (RandomTwoHandFlip, TwoHandCropAffine, apply_affine,
                         compose_affine, crop_camera, flip_affine,
                         flip_two_hands, invert_affine, rot_z_matrix,
@@ -21,5 +22,6 @@ __all__ = [
     'ColorJitter', 'MotionBlur', 'GenerateTwoHandTargets', 'PackTwoHandInputs',
     'left_as_right', 'right_as_left', 'mirror_left_points', 'TARGET_FIELDS',
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',
-    'apply_affine', 'compose_affine', 'invert_affine', 'union_hand_box'
+    'apply_affine', 'compose_affine', 'invert_affine', 'union_hand_box',
+    'PackFullImageInputs'
 ]

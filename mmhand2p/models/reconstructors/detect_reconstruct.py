@@ -1,0 +1,822 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""One model for whole images: hand detector + two-hand reconstructor.
+
+``image -> detector (right / left hand boxes) -> pairing -> two-hand crops
+(the training crop maths) -> reconstructor (-> gated refiner) -> hands in the
+image's camera frame``. See ``docs/detect_reconstruct.md``.
+"""
+import copy
+import logging
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmhand2p.registry import MODELS
+from mmhand2p.structures import HandDataSample
+from mmhand2p.utils.geometry import project_points
+from mmhand2p.utils.setup_env import keep_default_scope
+from mmhand2p.utils.typing import ConfigType, OptConfigType, OptSampleList
+from .pairing import pair_hands, pair_scores
+
+__all__ = ['DetectThenReconstruct', 'merge_part_checkpoints']
+
+#: mmdet boxes use COCO's continuous pixel convention (the image spans
+#: ``[0, W]``, pixel centres at ``+0.5``); mmhand2p puts pixel centres at
+#: integers (``docs/data_pipeline.md``), so detector boxes move by this.
+DET_BOX_OFFSET = -0.5
+
+#: per-hand prediction fields copied from the reconstructor's output
+_HAND_FIELDS = ('joints_3d', 'vertices', 'joints_2d', 'mano_pose',
+                'mano_betas', 'mano_transl')
+
+_NOT_TRAINABLE = (
+    'DetectThenReconstruct is an inference model: train the detector and the '
+    'reconstructor separately with their own configs (e.g. configs/'
+    'rtmdet_hand/... and configs/a2p/...) and load both checkpoints into it '
+    '(detector_checkpoint / reconstructor_checkpoint, or '
+    'merge_part_checkpoints; docs/detect_reconstruct.md)')
+
+
+# ----------------------------------------------------------------------------
+# configs of the parts
+# ----------------------------------------------------------------------------
+def _repo_root() -> str:
+    import mmhand2p
+    return osp.dirname(osp.dirname(osp.abspath(mmhand2p.__file__)))
+
+
+def _find_config(path: str, what: str) -> str:
+    tried = [osp.abspath(path)]
+    if not osp.isabs(path):
+        tried.append(osp.join(_repo_root(), path))
+    for p in tried:
+        if osp.isfile(p):
+            return p
+    raise FileNotFoundError(
+        f'DetectThenReconstruct: {what} config file {path!r} not found '
+        f'(looked at {tried}); give a model dict or an existing config file')
+
+
+def _part_config(cfg: Union[ConfigType, str],
+                 what: str) -> Tuple[ConfigDict, Optional[Config]]:
+    """The model dict of a part and, if ``cfg`` is a file, the whole
+    config (to read its test pipeline)."""
+    if isinstance(cfg, str):
+        full = Config.fromfile(_find_config(cfg, what))
+        if full.get('model') is None:
+            raise KeyError(f'DetectThenReconstruct: the {what} config {cfg!r} '
+                           'has no "model"')
+        return ConfigDict(copy.deepcopy(full.model)), full
+    if not isinstance(cfg, dict):
+        raise TypeError(f'DetectThenReconstruct: {what} must be a model dict '
+                        f'or a config file path, got {type(cfg).__name__}')
+    # ConfigDict: mmdet reads its test_cfg by attribute
+    return ConfigDict(copy.deepcopy(cfg)), None
+
+
+def _test_transform(full: Optional[Config], name: str) -> Optional[dict]:
+    """The first transform of type ``name`` in a config's test pipeline."""
+    if full is None:
+        return None
+    pipelines = []
+    for key in ('test_dataloader', 'val_dataloader'):
+        dataset = (full.get(key) or {}).get('dataset') or {}
+        pipelines.append(dataset.get('pipeline'))
+        pipelines.append((dataset.get('dataset') or {}).get('pipeline'))
+    pipelines += [full.get('test_pipeline'), full.get('val_pipeline')]
+    for pipeline in pipelines:
+        for t in pipeline or []:
+            if isinstance(t, dict) and str(t.get('type',
+                                                 '')).split('.')[-1] == name:
+                return t
+    return None
+
+
+def _pair(v, what: str) -> Tuple[int, int]:
+    if isinstance(v, (int, float)):
+        v = (v, v)
+    v = tuple(int(x) for x in v)
+    if len(v) != 2 or min(v) <= 0:
+        raise ValueError(f'DetectThenReconstruct: {what} must be (w, h) with '
+                         f'positive sides, got {v}')
+    return v
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# ----------------------------------------------------------------------------
+# checkpoints of the parts
+# ----------------------------------------------------------------------------
+def _read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
+    register_checkpoint_safe_globals()
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'DetectThenReconstruct: {what} checkpoint {path!r} does not '
+            'exist')
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def _load_part(module: nn.Module,
+               path: str,
+               what: str,
+               prefix: str,
+               allow_missing: Sequence[str] = ()) -> None:
+    """Load a separately trained part (or the part of a combined
+    checkpoint, keys ``<prefix>...``) into ``module``; every key of the part
+    must be there except those under ``allow_missing``."""
+    state = _read_state_dict(path, what)
+    if any(k.startswith(prefix) for k in state):
+        state = {
+            k[len(prefix):]: v
+            for k, v in state.items() if k.startswith(prefix)
+        }
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise RuntimeError(f'DetectThenReconstruct: the {what} checkpoint '
+                           f'{path!r} does not match the {what} config: '
+                           f'{e}') from e
+    missing = [
+        k for k in missing if not any(k.startswith(a) for a in allow_missing)
+    ]
+    if missing:
+        raise RuntimeError(
+            f'DetectThenReconstruct: the {what} checkpoint {path!r} lacks '
+            f'{len(missing)} weight(s) of the {what} config, e.g. '
+            f'{missing[:5]}: was it trained with this config?')
+    if unexpected:
+        print_log(
+            f'DetectThenReconstruct: {len(unexpected)} weight(s) of {path!r} '
+            f'are not used by the {what} (e.g. {unexpected[:3]})',
+            logger='current',
+            level=logging.WARNING)
+    module._is_init = True  # init_weights() must not overwrite them
+    print_log(
+        f'DetectThenReconstruct: {what} weights loaded from {path}',
+        logger='current')
+
+
+def merge_part_checkpoints(detector_checkpoint: str,
+                           reconstructor_checkpoint: str,
+                           out_file: str) -> str:
+    """Write one checkpoint of a :class:`DetectThenReconstruct` from the
+    checkpoints of its separately trained parts.
+
+    The keys become ``detector.<key>`` and ``reconstructor.<key>``, so the
+    file loads with ``tools/test.py CONFIG OUT_FILE`` (``load_from``) or
+    ``mmengine.runner.load_checkpoint(model, OUT_FILE)``.
+
+    Args:
+        detector_checkpoint (str): e.g. a ``configs/rtmdet_hand`` run's
+            checkpoint (EMA weights when trained with the EMA hook).
+        reconstructor_checkpoint (str): e.g. a ``configs/a2p`` run's.
+        out_file (str): where to write.
+
+    Returns:
+        str: ``out_file``.
+    """
+    state = {}
+    for prefix, path, what in (('detector.', detector_checkpoint, 'detector'),
+                               ('reconstructor.', reconstructor_checkpoint,
+                                'reconstructor')):
+        part = _read_state_dict(path, what)
+        if any(k.startswith(prefix) for k in part):
+            part = {
+                k[len(prefix):]: v
+                for k, v in part.items() if k.startswith(prefix)
+            }
+        state.update({prefix + k: v for k, v in part.items()})
+    meta = dict(
+        detector_checkpoint=osp.abspath(detector_checkpoint),
+        reconstructor_checkpoint=osp.abspath(reconstructor_checkpoint))
+    torch.save(dict(state_dict=state, meta=meta), out_file)
+    return out_file
+
+
+# ----------------------------------------------------------------------------
+@MODELS.register_module()
+class DetectThenReconstruct(BaseModel):
+    """A hand detector and a top-down two-hand reconstructor as one model.
+
+    ``predict`` takes whole images of any size and returns every detected
+    hand reconstructed in the image's camera frame:
+
+    1. **Detect.** Each image is resized to fit ``det_input_size`` (keeping
+       its aspect ratio, bilinear), padded with ``det_pad_value`` at the
+       right / bottom (mmdet's ``Resize(keep_ratio=True)`` + ``Pad``), then
+       normalised by the detector's own data preprocessor. Boxes are mapped
+       back to the image and shifted by :data:`DET_BOX_OFFSET` (COCO -> our
+       pixel convention); those scoring below ``det_score_thr`` are dropped.
+       With ``box_source='gt'`` the detector is skipped and the annotated
+       boxes (``gt_hands.bboxes`` where ``gt_hands.hand_valid``) make one
+       pair per image (oracle boxes, a common evaluation protocol in hand
+       papers that isolates the reconstruction error).
+    2. **Pair.** :func:`~mmhand2p.models.reconstructors.pairing.pair_hands`
+       with ``pair_cfg`` (proximity matching of right / left boxes; left
+       over hands are single-hand pairs).
+    3. **Crop.** Each pair is cut by ``TwoHandCropAffine(test_mode=True)``
+       (the union of its boxes, ``crop_padding``, the aspect ratio of
+       ``crop_input_size``; no rotation) and packed by
+       ``PackTwoHandInputs`` -- the training / test pipeline's own code, so
+       the crop and its virtual camera ``K'`` (metainfo ``cam_intrinsics``)
+       are exactly those the reconstructor was trained with. Without
+       rotation the crop camera has the same frame as the image camera.
+    4. **Reconstruct.** All crops of the batch go through the
+       reconstructor's data preprocessor, backbone, neck and head at once.
+    5. **Refine.** If ``refine`` and the reconstructor has a refiner (and
+       its ``test_cfg.refine`` is not False), the complete pairs -- never
+       the single-hand crops, whose second hand is a guess -- go to
+       ``refiner.refine`` with their crop metainfo; the refiner's own gate
+       (box overlap + penetration) decides which it changes.
+    6. **Output.** 3D results are already in the image's camera frame;
+       ``joints_2d`` are re-projected with the image's intrinsics.
+
+    The camera of an image is its metainfo ``cam_intrinsics`` (3, 3). An
+    image without one (a photo) is given ``f = focal_factor * max(H, W)``
+    for both focal lengths and the principal point at the image centre
+    ``((W - 1) / 2, (H - 1) / 2)``; the assumed matrix is written to the
+    sample's metainfo with ``cam_intrinsics_assumed=True``. The focal only
+    sets the absolute depth (the 2D fit does not depend on it).
+
+    Outputs (set on each data sample):
+
+    * ``pred_instances`` (``InstanceData``, one row per hand of a pair, N
+      rows, ordered pair by pair, right before left): ``bboxes`` (N, 4)
+      image px ``x1, y1, x2, y2``, ``bbox_scores`` (N,), ``labels`` (N,)
+      0 right / 1 left, ``pair_ids`` (N,) index into ``pairs``,
+      ``joints_3d`` (N, 21, 3) and ``vertices`` (N, V, 3) camera frame,
+      metres, ``joints_2d`` (N, 21, 2) image px, ``mano_pose`` (N, 16, 3)
+      axis-angle of each hand in its own (right / left) model, ``mano_betas``
+      (N, K), ``mano_transl`` (N, 3), ``refined`` (N,) bool.
+    * metainfo ``pairs``: per pair ``{'right': row | -1, 'left': row | -1,
+      'score': float, 'rel_transl': [x, y, z] | None}`` (rows of
+      ``pred_instances``; ``rel_transl`` = left wrist minus right wrist,
+      metres, complete pairs only), best pair first.
+    * ``pred_hands``: the best pair in the two-hand layout (0 right, 1
+      left) of ``TwoHandMANOHead.predict`` -- ``joints_3d``, ``vertices``,
+      ``mano_pose``, ``mano_betas``, ``mano_transl``, ``joints_2d`` (image
+      px), ``scores`` (the detection scores) -- plus ``bboxes`` (2, 4),
+      ``hand_valid`` (2,) float and ``refined`` (2,) bool; a hand that was
+      not found is all zeros with ``hand_valid`` 0 (so ``TwoHandMetric``
+      evaluates whole images; a missed hand counts as a prediction at the
+      origin). With refinement on, also ``unrefined_joints_3d`` /
+      ``unrefined_vertices`` (the stage-1 hands).
+
+    Args:
+        detector (dict | str): an mmdet detector config (``RTMDet`` with
+            ``num_classes=2``: 0 = right hand, 1 = left hand), built in
+            mmdet's scope (``_scope_='mmdet'`` is added) with mmhand2p's
+            scope restored afterwards; or a config file whose ``model`` it
+            is (e.g. ``configs/rtmdet_hand/rtmdet_nano_...py``; relative
+            paths are tried from the current directory, then from the
+            repository root).
+        reconstructor (dict | str): a ``TopDownTwoHandReconstructor``
+            config (possibly with a ``refiner``) or a config file with one.
+            Training-only prior teachers are removed
+            (:func:`mmhand2p.apis.inference_model.inference_model_cfg`).
+        det_input_size (Sequence[int], optional): detector input ``(w, h)``.
+            None: the ``Pad`` / ``Resize`` size of the detector config's
+            test pipeline when ``detector`` is a file, else (320, 320).
+        det_pad_value (float, optional): padding value. None: the ``Pad``
+            of the detector config's test pipeline, else 114 (RTMDet's).
+        det_score_thr (float): minimal detection score. Defaults to 0.3.
+        box_source (str): ``'detector'`` or ``'gt'`` (oracle boxes, see
+            above).
+        pair_cfg (dict, optional): keyword arguments of
+            :func:`~mmhand2p.models.reconstructors.pairing.pair_hands`
+            (``dist_thr=1.5``, ``dup_iou_thr=0.5``, ``priority='score'``);
+            ``max_pairs`` defaults to 10 here (the best pairs by score; a
+            bound on the crops per image), None for no bound.
+        crop_input_size (Sequence[int], optional): the reconstructor's input
+            ``(w, h)``. None: the ``TwoHandCropAffine`` of the reconstructor
+            config's test pipeline when ``reconstructor`` is a file, else
+            (256, 256).
+        crop_padding (float, optional): enlargement of the union box, the
+            same as ``TwoHandCropAffine(padding=...)`` in training. None:
+            from that transform, else 1.25.
+        focal_factor (float): focal length of images without intrinsics, in
+            units of ``max(H, W)``. Defaults to 1.0 (about 53 degrees across
+            the longer side).
+        refine (bool): run the reconstructor's refiner (if it has one) on
+            the complete pairs. Defaults to True.
+        detector_checkpoint (str, optional): weights of the detector (its
+            own training checkpoint, or a combined one with ``detector.``
+            keys), loaded when the model is built.
+        reconstructor_checkpoint (str, optional): weights of the
+            reconstructor, the same way (its refiner may come from the
+            refiner's own ``checkpoint``).
+        data_preprocessor (dict, optional): defaults to mmengine's
+            ``BaseDataPreprocessor``, which only moves the batch to the
+            device: the inputs stay a list of ``(3, H, W)`` uint8 BGR images
+            of any sizes (``PackFullImageInputs``).
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 detector: Union[ConfigType, str],
+                 reconstructor: Union[ConfigType, str],
+                 det_input_size: Optional[Sequence[int]] = None,
+                 det_pad_value: Optional[float] = None,
+                 det_score_thr: float = 0.3,
+                 box_source: str = 'detector',
+                 pair_cfg: OptConfigType = None,
+                 crop_input_size: Optional[Sequence[int]] = None,
+                 crop_padding: Optional[float] = None,
+                 focal_factor: float = 1.0,
+                 refine: bool = True,
+                 detector_checkpoint: Optional[str] = None,
+                 reconstructor_checkpoint: Optional[str] = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if box_source not in ('detector', 'gt'):
+            raise ValueError("DetectThenReconstruct: box_source must be "
+                             f"'detector' or 'gt', got {box_source!r}")
+        if focal_factor <= 0:
+            raise ValueError('DetectThenReconstruct: focal_factor must be > '
+                             f'0, got {focal_factor}')
+        self.box_source = box_source
+        self.det_score_thr = float(det_score_thr)
+        self.focal_factor = float(focal_factor)
+        self.refine = bool(refine)
+        self.pair_cfg = dict(max_pairs=10)
+        self.pair_cfg.update(pair_cfg or {})
+        pair_hands(np.zeros((0, 4)), [], [], **self.pair_cfg)  # check keys
+
+        # detector, in mmdet's scope
+        det_cfg, det_full = _part_config(detector, 'detector')
+        det_cfg.setdefault('_scope_', 'mmdet')
+        with keep_default_scope():
+            self.detector = MODELS.build(det_cfg)
+        num_classes = getattr(
+            getattr(self.detector, 'bbox_head', None), 'num_classes', None)
+        if num_classes is not None and num_classes != 2:
+            raise ValueError(
+                'DetectThenReconstruct: the detector must have 2 classes '
+                '(0 right_hand, 1 left_hand), its bbox_head has '
+                f'num_classes={num_classes}')
+        resize = _test_transform(det_full, 'Resize')
+        pad = _test_transform(det_full, 'Pad')
+        if det_input_size is None:
+            det_input_size = ((pad or {}).get('size')
+                              or (resize or {}).get('scale') or (320, 320))
+        self.det_input_size = _pair(det_input_size, 'det_input_size')
+        if det_pad_value is None:
+            value = ((pad or {}).get('pad_val') or {})
+            value = value.get('img', 114) if isinstance(value, dict) else value
+            if isinstance(value, (list, tuple)):
+                value = value[0]
+            det_pad_value = float(value)
+        self.det_pad_value = float(det_pad_value)
+        self.detector_checkpoint = detector_checkpoint
+        if detector_checkpoint:
+            _load_part(self.detector, detector_checkpoint, 'detector',
+                       'detector.')
+
+        # reconstructor, without training-only parts
+        from mmhand2p.apis.inference_model import inference_model_cfg
+        rec_cfg, rec_full = _part_config(reconstructor, 'reconstructor')
+        rec_cfg, notes = inference_model_cfg(rec_cfg)
+        for note in notes:
+            print_log(
+                f'DetectThenReconstruct: reconstructor {note}',
+                logger='current')
+        self.reconstructor = MODELS.build(rec_cfg)
+        for name in ('extract_feat', 'head'):
+            if not hasattr(self.reconstructor, name):
+                raise TypeError(
+                    'DetectThenReconstruct: the reconstructor must be a top-'
+                    'down model with extract_feat() and a head (e.g. '
+                    'TopDownTwoHandReconstructor), got '
+                    f'{type(self.reconstructor).__name__}')
+        crop_t = _test_transform(rec_full, 'TwoHandCropAffine') or {}
+        if crop_input_size is None:
+            crop_input_size = crop_t.get('input_size', (256, 256))
+        if crop_padding is None:
+            crop_padding = crop_t.get('padding', 1.25)
+        from mmhand2p.datasets.transforms import (PackTwoHandInputs,
+                                                  TwoHandCropAffine)
+        self.crop_input_size = _pair(crop_input_size, 'crop_input_size')
+        self.crop_padding = float(crop_padding)
+        self.crop_transform = TwoHandCropAffine(
+            input_size=self.crop_input_size,
+            padding=self.crop_padding,
+            min_size=float(crop_t.get('min_size', 8.0)),
+            test_mode=True)
+        self.pack_transform = PackTwoHandInputs(gt_keys=())
+
+        self.reconstructor_checkpoint = reconstructor_checkpoint
+        if reconstructor_checkpoint:
+            refiner = getattr(self.reconstructor, 'refiner', None)
+            _load_part(
+                self.reconstructor,
+                reconstructor_checkpoint,
+                'reconstructor',
+                'reconstructor.',
+                allow_missing=('refiner.', ) if refiner is not None else ())
+
+    # ------------------------------------------------------------------
+    # entry points
+    # ------------------------------------------------------------------
+    def forward(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: OptSampleList = None,
+                mode: str = 'predict'):
+        """The Runner's entry point; only ``mode='predict'`` is supported
+        (``'loss'`` / ``'tensor'`` raise ``NotImplementedError``)."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode in ('loss', 'tensor'):
+            raise NotImplementedError(f'mode={mode!r}: {_NOT_TRAINABLE}')
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got "
+                         f'{mode!r}')
+
+    def loss(self, inputs, data_samples) -> Dict[str, Tensor]:
+        raise NotImplementedError(_NOT_TRAINABLE)
+
+    @torch.no_grad()
+    def predict(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: OptSampleList = None) -> List[HandDataSample]:
+        """Detect, pair, crop, reconstruct (and refine) every image.
+
+        Args:
+            inputs (Tensor | list[Tensor]): ``(3, H, W)`` uint8 BGR images
+                (a list, sizes may differ) or a ``(B, 3, H, W)`` batch.
+            data_samples (list[HandDataSample], optional): per image; their
+                metainfo ``cam_intrinsics`` (3, 3) is the image's camera
+                (see the class docstring when absent); ``box_source='gt'``
+                reads ``gt_hands.bboxes`` / ``hand_valid``.
+
+        Returns:
+            list[HandDataSample]: ``data_samples`` (new ones if None) with
+            ``pred_instances``, ``pred_hands`` and metainfo ``pairs``.
+        """
+        images = self._image_list(inputs)
+        if data_samples is None:
+            data_samples = [HandDataSample() for _ in images]
+        if len(data_samples) != len(images):
+            raise ValueError(f'DetectThenReconstruct: {len(images)} images '
+                             f'but {len(data_samples)} data samples')
+        cams = [self._camera(img, ds) for img, ds in zip(images, data_samples)]
+        if self.box_source == 'gt':
+            dets = [self._gt_boxes(ds, i) for i, ds in enumerate(data_samples)]
+        else:
+            dets = self.detect(images)
+        pairs = [self._pairs(d) for d in dets]
+
+        # every pair of every image is one crop
+        jobs = [(i, j) for i, p in enumerate(pairs) for j in range(len(p))]
+        crops, crop_samples = [], []
+        for i, j in jobs:
+            crop, sample = self.crop_pair(images[i], cams[i], dets[i],
+                                          pairs[i][j])
+            crops.append(crop)
+            crop_samples.append(sample)
+        preds, refined, stage1 = self._reconstruct(
+            crops, crop_samples, [pairs[i][j] for i, j in jobs])
+
+        device = images[0].device if images else torch.device('cpu')
+        k = 0
+        for i, ds in enumerate(data_samples):
+            n = len(pairs[i])
+            self._write_outputs(ds, dets[i], pairs[i], cams[i], preds[k:k + n],
+                                refined[k:k + n],
+                                None if stage1 is None else stage1[k:k + n],
+                                device)
+            k += n
+        return data_samples
+
+    # ------------------------------------------------------------------
+    # steps
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _image_list(inputs) -> List[Tensor]:
+        if isinstance(inputs, Tensor):
+            if inputs.dim() == 3:
+                inputs = inputs[None]
+            if inputs.dim() != 4:
+                raise ValueError('DetectThenReconstruct: inputs must be '
+                                 '(3, H, W) images or a (B, 3, H, W) batch, '
+                                 f'got shape {tuple(inputs.shape)}')
+            inputs = list(inputs)
+        images = list(inputs)
+        for i, img in enumerate(images):
+            if not isinstance(img, Tensor) or img.dim() != 3 or \
+                    img.shape[0] != 3:
+                raise ValueError(
+                    f'DetectThenReconstruct: image {i} must be a (3, H, W) '
+                    'BGR tensor (PackFullImageInputs), got '
+                    f'{getattr(img, "shape", type(img).__name__)}')
+        return images
+
+    def _camera(self, img: Tensor, ds) -> np.ndarray:
+        """The image's intrinsics ``(3, 3)`` float64 (assumed if absent).
+        Also records ``img_shape`` / ``ori_shape`` if the sample has none."""
+        h, w = (int(s) for s in img.shape[-2:])
+        for key in ('img_shape', 'ori_shape'):
+            if ds.metainfo.get(key) is None:
+                ds.set_metainfo({key: (h, w)})
+        k = ds.metainfo.get('cam_intrinsics')
+        if k is not None:
+            k = _to_numpy(k).astype(np.float64)
+            if k.shape != (3, 3):
+                raise ValueError('DetectThenReconstruct: metainfo '
+                                 f'cam_intrinsics must be (3, 3), got '
+                                 f'{k.shape} ({ds.metainfo.get("img_path")})')
+            return k
+        f = self.focal_factor * max(h, w)
+        k = np.array([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0],
+                      [0.0, 0.0, 1.0]])
+        ds.set_metainfo(
+            dict(
+                cam_intrinsics=k.astype(np.float32),
+                cam_intrinsics_assumed=True))
+        return k
+
+    def detect(self, images: List[Tensor]) -> List[Dict[str, np.ndarray]]:
+        """Hand boxes of whole images.
+
+        Args:
+            images (list[Tensor]): ``(3, H, W)`` BGR images.
+
+        Returns:
+            list[dict]: per image ``bboxes`` ``(N, 4)`` image px (integer
+            pixel centres), ``scores`` ``(N,)``, ``labels`` ``(N,)`` (0
+            right, 1 left), float64 / int64 numpy, scoring at least
+            ``det_score_thr``.
+        """
+        from mmdet.structures import DetDataSample
+        if not images:
+            return []
+        dw, dh = self.det_input_size
+        batch, samples, scales = [], [], []
+        for img in images:
+            h, w = img.shape[-2:]
+            s = min(dw / w, dh / h)
+            nw, nh = max(1, int(w * s + 0.5)), max(1, int(h * s + 0.5))
+            x = F.interpolate(
+                img[None].float(),
+                size=(nh, nw),
+                mode='bilinear',
+                align_corners=False)[0].round().clamp(0, 255)
+            canvas = x.new_full((3, dh, dw), self.det_pad_value)
+            canvas[:, :nh, :nw] = x
+            batch.append(canvas)
+            samples.append(
+                DetDataSample(
+                    metainfo=dict(
+                        img_shape=(nh, nw),
+                        ori_shape=(h, w),
+                        scale_factor=(nw / w, nh / h),
+                        pad_shape=(dh, dw))))
+            scales.append((nw / w, nh / h, w, h))
+        data = self.detector.data_preprocessor(
+            dict(inputs=batch, data_samples=samples), False)
+        results = self.detector.predict(
+            data['inputs'], data['data_samples'], rescale=False)
+        out = []
+        for res, (sx, sy, w, h) in zip(results, scales):
+            inst = res.pred_instances
+            keep = inst.scores >= self.det_score_thr
+            b = inst.bboxes[keep].detach().cpu().double().numpy()
+            b = b / np.array([sx, sy, sx, sy]) + DET_BOX_OFFSET
+            b = np.clip(b, -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
+            out.append(
+                dict(
+                    bboxes=b.reshape(-1, 4),
+                    scores=inst.scores[keep].detach().cpu().double().numpy(),
+                    labels=inst.labels[keep].detach().cpu().numpy().astype(
+                        np.int64)))
+        return out
+
+    @staticmethod
+    def _gt_boxes(ds, i: int) -> Dict[str, np.ndarray]:
+        gt = getattr(ds, 'gt_hands', None)
+        if gt is None or 'bboxes' not in gt or 'hand_valid' not in gt:
+            raise KeyError(
+                f"DetectThenReconstruct(box_source='gt'): data sample {i} has "
+                'no gt_hands.bboxes / gt_hands.hand_valid (pack them with '
+                'PackFullImageInputs)')
+        b = _to_numpy(gt.bboxes).astype(np.float64).reshape(2, 4)
+        v = _to_numpy(gt.hand_valid).reshape(2).astype(bool)
+        v &= (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        idx = np.flatnonzero(v)
+        return dict(
+            bboxes=b[idx],
+            scores=np.ones(len(idx)),
+            labels=idx.astype(np.int64),
+            oracle=True)
+
+    def _pairs(self, det: Dict[str, np.ndarray]) -> List[Tuple[int, int]]:
+        if det.get('oracle'):
+            # the annotated hands of an image are one pair by definition
+            lab = det['labels'].tolist()
+            if not lab:
+                return []
+            return [(lab.index(0) if 0 in lab else -1,
+                     lab.index(1) if 1 in lab else -1)]
+        return pair_hands(det['bboxes'], det['scores'], det['labels'],
+                          **self.pair_cfg)
+
+    def crop_pair(self, image: Tensor, cam: np.ndarray, det: dict,
+                  pair: Tuple[int, int]) -> Tuple[Tensor, HandDataSample]:
+        """The reconstructor's input for one pair, made by the test
+        pipeline's ``TwoHandCropAffine(test_mode=True)`` and
+        ``PackTwoHandInputs``.
+
+        Args:
+            image (Tensor): ``(3, H, W)`` BGR image.
+            cam (np.ndarray): its intrinsics ``(3, 3)``.
+            det (dict): its boxes (see :meth:`detect`).
+            pair (tuple): ``(right_index, left_index)``, -1 for none.
+
+        Returns:
+            tuple: the crop ``(3, h, w)`` (dtype of the image) and a
+            ``HandDataSample`` whose metainfo has the crop's
+            ``cam_intrinsics`` ``K'``, ``input_size``, ``crop_affine``
+            (image -> crop), ``input_center``, ``input_scale``...
+        """
+        bboxes = np.zeros((2, 4), np.float32)
+        valid = np.zeros(2, bool)
+        for hand, idx in enumerate(pair):
+            if idx >= 0:
+                bboxes[hand] = det['bboxes'][idx]
+                valid[hand] = True
+        img = image.detach().permute(1, 2, 0).cpu().numpy()
+        h, w = img.shape[:2]
+        results = dict(
+            img=np.ascontiguousarray(img),
+            img_shape=(h, w),
+            ori_shape=(h, w),
+            cam_intrinsics=cam.astype(np.float32),
+            bboxes=bboxes,
+            hand_valid=valid)
+        results = self.crop_transform.transform(results)
+        packed = self.pack_transform.transform(results)
+        return packed['inputs'], packed['data_samples']
+
+    def _reconstruct(self, crops: List[Tensor], samples: List,
+                     pairs: List[Tuple[int, int]]):
+        """Run the reconstructor on all crops; refine the complete pairs.
+
+        Returns:
+            tuple: per crop ``InstanceData`` (2 instances, crop frame ==
+            image camera frame), ``refined`` flags, and the stage-1
+            ``(joints_3d, vertices)`` if refinement ran (else None).
+        """
+        if not crops:
+            return [], [], None
+        rec = self.reconstructor
+        data = rec.data_preprocessor(
+            dict(inputs=crops, data_samples=samples), False)
+        feats, _ = rec.extract_feat(data['inputs'])
+        preds = rec.head.predict(feats, data['data_samples'],
+                                 getattr(rec, 'test_cfg', None))
+        refined = [False] * len(preds)
+        refiner = getattr(rec, 'refiner', None)
+        rec_test_cfg = getattr(rec, 'test_cfg', None) or {}
+        if not (self.refine and refiner is not None
+                and rec_test_cfg.get('refine', True)):
+            return preds, refined, None
+        stage1 = [(p.joints_3d.clone(), p.vertices.clone()) for p in preds]
+        both = [n for n, (r, lft) in enumerate(pairs) if r >= 0 and lft >= 0]
+        if both:
+            refiner.refine([preds[n] for n in both],
+                           [data['data_samples'][n] for n in both])
+            for n in both:
+                refined[n] = bool(preds[n].metainfo.get('refined', False))
+        return preds, refined, stage1
+
+    # ------------------------------------------------------------------
+    def _empty_shapes(self) -> Dict[str, tuple]:
+        body = getattr(self.reconstructor.head, 'body_model', None)
+        v = int(getattr(body, 'num_vertices', 778))
+        nb = int(getattr(self.reconstructor.head, 'num_betas', 10))
+        return dict(
+            joints_3d=(21, 3),
+            vertices=(v, 3),
+            joints_2d=(21, 2),
+            mano_pose=(16, 3),
+            mano_betas=(nb, ),
+            mano_transl=(3, ))
+
+    def _write_outputs(self, ds, det, pairs, cam, preds, refined, stage1,
+                       device) -> None:
+        """Fill ``pred_instances``, ``pairs`` and ``pred_hands`` of one
+        image (see the class docstring)."""
+        shapes = self._empty_shapes()
+        if preds:
+            shapes = {
+                name: tuple(preds[0].get(name).shape[1:])
+                for name in _HAND_FIELDS
+            }
+            device = preds[0].joints_3d.device
+        k_full = torch.as_tensor(cam, dtype=torch.float32, device=device)
+
+        def hand(n: int, h: int) -> Dict[str, Tensor]:
+            p = preds[n]
+            out = {
+                name: p.get(name)[h].float()
+                for name in _HAND_FIELDS if name != 'joints_2d'
+            }
+            out['joints_2d'] = project_points(out['joints_3d'], k_full)
+            return out
+
+        rows: List[dict] = []
+        pair_meta = []
+        scores = pair_scores(pairs, det['scores'])
+        for j, pair in enumerate(pairs):
+            entry = dict(
+                right=-1, left=-1, score=float(scores[j]), rel_transl=None)
+            for h, idx in enumerate(pair):
+                if idx < 0:
+                    continue
+                entry[('right', 'left')[h]] = len(rows)
+                row = hand(j, h)
+                row.update(
+                    bboxes=torch.as_tensor(
+                        det['bboxes'][idx], dtype=torch.float32,
+                        device=device),
+                    bbox_scores=torch.tensor(
+                        float(det['scores'][idx]), device=device),
+                    labels=torch.tensor(h, device=device),
+                    pair_ids=torch.tensor(j, device=device),
+                    refined=torch.tensor(refined[j], device=device))
+                rows.append(row)
+            if pair[0] >= 0 and pair[1] >= 0:
+                joints = preds[j].joints_3d
+                entry['rel_transl'] = (joints[1, 0] -
+                                       joints[0, 0]).float().cpu().tolist()
+            pair_meta.append(entry)
+
+        inst = InstanceData()
+        empty = dict(
+            bboxes=((4, ), torch.float32),
+            bbox_scores=((), torch.float32),
+            labels=((), torch.long),
+            pair_ids=((), torch.long),
+            refined=((), torch.bool))
+        empty.update({n: (s, torch.float32) for n, s in shapes.items()})
+        for name, (shape, dtype) in empty.items():
+            if rows:
+                inst.set_field(torch.stack([r[name] for r in rows]), name)
+            else:
+                inst.set_field(
+                    torch.zeros(
+                        (0, ) + tuple(shape), dtype=dtype, device=device),
+                    name)
+        ds.pred_instances = inst
+        ds.set_metainfo(dict(pairs=pair_meta))
+
+        # the best pair in the two-hand layout
+        hands = InstanceData()
+        fields = {
+            name: torch.zeros((2, ) + tuple(s), device=device)
+            for name, s in shapes.items()
+        }
+        fields.update(
+            scores=torch.zeros(2, device=device),
+            bboxes=torch.zeros(2, 4, device=device),
+            hand_valid=torch.zeros(2, device=device),
+            refined=torch.zeros(2, dtype=torch.bool, device=device))
+        if stage1 is not None:
+            fields.update(
+                unrefined_joints_3d=torch.zeros_like(fields['joints_3d']),
+                unrefined_vertices=torch.zeros_like(fields['vertices']))
+        if pairs:
+            for h, idx in enumerate(pairs[0]):
+                if idx < 0:
+                    continue
+                for name, value in hand(0, h).items():
+                    fields[name][h] = value
+                fields['scores'][h] = float(det['scores'][idx])
+                fields['bboxes'][h] = torch.as_tensor(
+                    det['bboxes'][idx], dtype=torch.float32)
+                fields['hand_valid'][h] = 1.0
+                fields['refined'][h] = bool(refined[0])
+                if stage1 is not None:
+                    fields['unrefined_joints_3d'][h] = stage1[0][0][h]
+                    fields['unrefined_vertices'][h] = stage1[0][1][h]
+        for name, value in fields.items():
+            hands.set_field(value, name)
+        ds.pred_hands = hands
