@@ -1,0 +1,754 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""``Hand2PInferencer``: images, folders and videos in; meshes, pictures and
+JSON out.
+
+::
+
+    from mmhand2p.apis import Hand2PInferencer
+    inferencer = Hand2PInferencer('configs/detect_reconstruct/...py',
+                                  weights='model.pth')
+    result = inferencer('photos/', out_dir='outputs/demo')
+    result['predictions'][0]['hands'][0]['joints_3d']  # 21 x 3, metres
+
+Per image (``{stem}`` = file name without extension, or
+``{video_stem}_{frame:06d}``), ``out_dir`` receives ``{stem}_overlay.jpg``
+(the meshes drawn over the photo), ``{stem}_side.jpg`` (the meshes seen from
+the side), ``{stem}_hand{i}_{right|left}.obj`` (one mesh per hand) and
+``{stem}.json`` (:data:`~mmhand2p.apis.io.RESULT_SCHEMA_PATH`,
+``docs/demo.md``). The files of an image are committed together
+(:class:`~mmhand2p.apis.io.StagedOutputs`): an image that fails leaves none.
+"""
+import contextlib
+import json
+import os
+import os.path as osp
+import re
+import sys
+import time
+from typing import (Callable, Dict, Iterator, List, NamedTuple, Optional,
+                    Sequence, Tuple, Union)
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from .inference import build_batch, init_model, mesh_faces
+from .io import (IMAGE_EXTENSIONS, RESULT_SCHEMA_VERSION, VIDEO_EXTENSIONS,
+                 StagedOutputs, atomic_write_bytes, imencode, load_image,
+                 to_bgr_uint8, vis_scale, write_obj)
+
+__all__ = [
+    'Hand2PInferencer', 'prediction_to_dict', 'draw_overlay', 'draw_side_view',
+    'HAND_SIDES'
+]
+
+#: label -> name (the hand axis: 0 right, 1 left)
+HAND_SIDES = ('right', 'left')
+#: BGR 0-255 colours of the boxes of right / left hands (the mesh colours)
+_BOX_COLORS = ((153, 184, 237), (237, 184, 148))
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------
+class _Item(NamedTuple):
+    """One image to process: ``load()`` returns it as ``(H, W, 3)`` BGR."""
+    name: str
+    path: Optional[str]
+    frame: Optional[int]
+    load: Callable[[], np.ndarray]
+
+
+def _is_video(path: str) -> bool:
+    return osp.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _list_folder(folder: str) -> List[str]:
+    """Images and videos of a folder (not recursive), sorted by name."""
+    exts = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    return [
+        osp.join(folder, n) for n in sorted(os.listdir(folder)) if
+        osp.splitext(n)[1].lower() in exts and osp.isfile(osp.join(folder, n))
+    ]
+
+
+def _video_frame_count(path: str) -> int:
+    cap = cv2.VideoCapture(path)
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) \
+            if cap.isOpened() else 1
+    finally:
+        cap.release()
+
+
+def _video_items(path: str) -> Iterator[_Item]:
+    """Frames of a video, read one by one (named ``{stem}_{frame:06d}``)."""
+    stem = osp.splitext(osp.basename(path))[0]
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        cap.release()
+
+        def fail():
+            if not osp.exists(path):
+                raise FileNotFoundError(f'video file not found: {path!r}')
+            raise ValueError(f'OpenCV cannot open the video {path!r} (not a '
+                             'video, or its codec is not supported)')
+
+        yield _Item(stem, path, None, fail)
+        return
+    try:
+        frame = 0
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            img = to_bgr_uint8(img, f'{path!r} frame {frame}')
+            yield _Item(
+                f'{stem}_{frame:06d}', path, frame, lambda img=img: img)
+            frame += 1
+    finally:
+        cap.release()
+
+
+def _expand(inputs) -> Tuple[List, int]:
+    """Flatten ``inputs`` into sources (paths or arrays) and count the
+    images they hold (video frames by the container's count)."""
+    if isinstance(inputs, (str, os.PathLike, np.ndarray)):
+        inputs = [inputs]
+    sources: List = []
+    for src in inputs:
+        if isinstance(src, np.ndarray):
+            sources.append(src)
+            continue
+        path = os.fspath(src)
+        if osp.isdir(path):
+            sources.extend(_list_folder(path))
+        else:
+            sources.append(path)
+    total = sum(
+        _video_frame_count(s) if isinstance(s, str) and _is_video(s) else 1
+        for s in sources)
+    return sources, total
+
+
+def _items(sources: Sequence) -> Iterator[_Item]:
+    for i, src in enumerate(sources):
+        if isinstance(src, np.ndarray):
+            yield _Item(
+                f'image_{i:06d}', None, None, lambda src=src: load_image(src))
+        elif _is_video(src):
+            yield from _video_items(src)
+        else:
+            yield _Item(
+                osp.splitext(osp.basename(src))[0],
+                src,
+                None,
+                lambda src=src: load_image(src))
+
+
+# ---------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype.is_floating_point:
+            x = x.double()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _round(x, decimals: int) -> list:
+    return np.round(_np(x).astype(np.float64), decimals).tolist()
+
+
+def _instances(sample) -> Dict[str, np.ndarray]:
+    """``pred_instances`` of a sample as numpy arrays."""
+    if 'pred_instances' not in sample:
+        raise TypeError(
+            'the model did not return pred_instances: Hand2PInferencer needs '
+            'a whole-image model such as DetectThenReconstruct '
+            '(configs/detect_reconstruct/), not a crop reconstructor')
+    inst = sample.pred_instances
+    return {k: _np(inst.get(k)) for k in inst.keys()}
+
+
+def prediction_to_dict(sample,
+                       name: str,
+                       path: Optional[str] = None,
+                       frame: Optional[int] = None,
+                       mesh_files: Optional[Sequence[Optional[str]]] = None,
+                       timing_ms: Optional[Dict[str, Optional[float]]] = None
+                       ) -> dict:
+    """One image's prediction as a plain dict following the result schema
+    (``mmhand2p/apis/result_schema.json``, ``docs/demo.md``).
+
+    Args:
+        sample (HandDataSample): the model's output for the image
+            (``pred_instances``, metainfo ``pairs``, ``cam_intrinsics``,
+            ``cam_intrinsics_assumed``, ``img_shape``).
+        name (str): the output stem.
+        path (str, optional): the image / video file.
+        frame (int, optional): the video frame index.
+        mesh_files (sequence, optional): per hand, the OBJ file name or
+            None.
+        timing_ms (dict, optional): ``detector``, ``reconstruction``,
+            ``refinement``, ``rendering``, ``total`` in milliseconds.
+
+    Returns:
+        dict: JSON-able (lists, floats rounded: 6 decimals for metres and
+        radians, 2 for pixels).
+    """
+    meta = sample.metainfo
+    inst = _instances(sample)
+    h, w = (int(s) for s in meta['img_shape'][:2])
+    k = meta.get('cam_intrinsics')
+    if k is None:
+        raise KeyError('the model did not record the camera (metainfo '
+                       'cam_intrinsics) of the image')
+    n = len(inst.get('labels', ()))
+    mesh_files = list(mesh_files) if mesh_files is not None else [None] * n
+    hands = []
+    for i in range(n):
+        hands.append(
+            dict(
+                id=i,
+                handedness=HAND_SIDES[int(inst['labels'][i])],
+                bbox=_round(inst['bboxes'][i], 2),
+                score=round(float(inst['bbox_scores'][i]), 6),
+                pair_id=int(inst['pair_ids'][i]),
+                mano=dict(
+                    pose=_round(inst['mano_pose'][i], 6),
+                    betas=_round(inst['mano_betas'][i], 6),
+                    transl=_round(inst['mano_transl'][i], 6)),
+                joints_3d=_round(inst['joints_3d'][i], 6),
+                joints_2d=_round(inst['joints_2d'][i], 2),
+                refined=bool(inst['refined'][i]),
+                mesh_file=mesh_files[i]))
+    pairs = []
+    for p in meta.get('pairs', []):
+        rel = p.get('rel_transl')
+        pairs.append(
+            dict(
+                right=None if p['right'] < 0 else int(p['right']),
+                left=None if p['left'] < 0 else int(p['left']),
+                score=round(float(p.get('score', 0.0)), 6),
+                rel_transl=None if rel is None else _round(rel, 6)))
+    timing = dict(
+        detector=None,
+        reconstruction=None,
+        refinement=None,
+        rendering=None,
+        total=None)
+    timing.update({
+        key: None if v is None else round(float(v), 3)
+        for key, v in (timing_ms or {}).items() if key in timing
+    })
+    return dict(
+        schema_version=RESULT_SCHEMA_VERSION,
+        image=dict(path=path, name=name, frame=frame, width=w, height=h),
+        camera=dict(
+            intrinsics=_round(_np(k).reshape(3, 3), 6),
+            assumed=bool(meta.get('cam_intrinsics_assumed', False))),
+        hands=hands,
+        pairs=pairs,
+        timing_ms=timing)
+
+
+# ---------------------------------------------------------------------------
+# pictures
+# ---------------------------------------------------------------------------
+def _scaled_intrinsics(k: np.ndarray, s: float) -> np.ndarray:
+    """Intrinsics of the image resized by ``s`` (pixel centres at integer
+    coordinates: ``u' = (u + 0.5) s - 0.5``)."""
+    k = np.asarray(k, np.float64).reshape(3, 3).copy()
+    k[0, 0] *= s
+    k[1, 1] *= s
+    k[0, 2] = (k[0, 2] + 0.5) * s - 0.5
+    k[1, 2] = (k[1, 2] + 0.5) * s - 0.5
+    return k
+
+
+def _meshes(vertices: np.ndarray, labels: np.ndarray, faces: np.ndarray):
+    """The finite meshes: vertices, faces and colours per hand."""
+    from mmhand2p.visualization import DEFAULT_MESH_COLORS
+    keep = [i for i in range(len(labels)) if np.isfinite(vertices[i]).all()]
+    return ([vertices[i] for i in keep], [faces[int(labels[i])] for i in keep],
+            np.asarray([DEFAULT_MESH_COLORS[int(labels[i])] for i in keep],
+                       np.float64).reshape(-1, 3), keep)
+
+
+def draw_overlay(image: np.ndarray,
+                 vertices: np.ndarray,
+                 labels: np.ndarray,
+                 faces: np.ndarray,
+                 intrinsics: np.ndarray,
+                 bboxes: Optional[np.ndarray] = None,
+                 scores: Optional[np.ndarray] = None,
+                 max_side: Optional[int] = 1280) -> np.ndarray:
+    """The hand meshes rendered over the photo (and their boxes).
+
+    Rendering is :func:`~mmhand2p.visualization.render_meshes` (the
+    package's CPU renderer, right hands in the skin tone, left hands in
+    blue, as :class:`~mmhand2p.visualization.TwoHandLocalVisualizer`).
+
+    Args:
+        image (np.ndarray): ``(H, W, 3)`` uint8 BGR, full resolution.
+        vertices (np.ndarray): ``(N, V, 3)`` camera frame, metres.
+        labels (np.ndarray): ``(N,)`` 0 right, 1 left.
+        faces (np.ndarray): ``(2, F, 3)`` right / left faces.
+        intrinsics (np.ndarray): ``(3, 3)`` of the full image.
+        bboxes (np.ndarray, optional): ``(N, 4)`` x1, y1, x2, y2 pixels.
+        scores (np.ndarray, optional): ``(N,)`` shown next to the boxes.
+        max_side (int, optional): the picture is downscaled to fit (see
+            :func:`~mmhand2p.apis.io.vis_scale`); None: full size.
+
+    Returns:
+        np.ndarray: ``(h, w, 3)`` uint8 BGR, ``h, w`` = the image size times
+        the downscale factor.
+    """
+    from mmhand2p.visualization import render_meshes
+    h, w = image.shape[:2]
+    s = vis_scale(h, w, max_side)
+    if s < 1.0:
+        size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
+        canvas = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        s = size[0] / w
+    else:
+        canvas = image.copy()
+    verts, fcs, colors, keep = _meshes(vertices, labels, faces)
+    if verts:
+        rgb = render_meshes(
+            verts,
+            fcs,
+            _scaled_intrinsics(intrinsics, s),
+            colors=colors,
+            background=canvas[..., ::-1]).image
+        canvas = np.ascontiguousarray(rgb[..., ::-1])
+    if bboxes is not None:
+        thick = max(1, int(round(min(canvas.shape[:2]) / 300)))
+        for i in range(len(labels)):
+            color = _BOX_COLORS[int(labels[i])]
+            x1, y1, x2, y2 = (
+                int(round((v + 0.5) * s - 0.5)) for v in bboxes[i])
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thick,
+                          cv2.LINE_AA)
+            text = f'{i} {HAND_SIDES[int(labels[i])]}'
+            if scores is not None:
+                text += f' {float(scores[i]):.2f}'
+            org = (x1, max(y1 - 4, 12))
+            for col, width in (((0, 0, 0), thick + 2), (color, thick)):
+                cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX,
+                            0.4 * thick, col, width, cv2.LINE_AA)
+    return canvas
+
+
+def draw_side_view(
+    vertices: np.ndarray,
+    labels: np.ndarray,
+    faces: np.ndarray,
+    size: Tuple[int, int],
+    angle_deg: float = 90.0,
+    background: Sequence[int] = (255, 255, 255)
+) -> np.ndarray:
+    """The meshes seen from the side: turned by ``angle_deg`` about the
+    vertical axis through their centre and framed by
+    :func:`~mmhand2p.visualization.side_view_camera` (the visualizer's
+    side panel). Without meshes: a blank panel saying so.
+
+    Args:
+        vertices (np.ndarray): ``(N, V, 3)`` camera frame, metres.
+        labels (np.ndarray): ``(N,)`` 0 right, 1 left.
+        faces (np.ndarray): ``(2, F, 3)``.
+        size (tuple): ``(h, w)`` of the panel.
+        angle_deg (float): degrees (90: seen from the camera's right).
+        background (sequence): BGR 0-255.
+
+    Returns:
+        np.ndarray: ``(h, w, 3)`` uint8 BGR.
+    """
+    from mmhand2p.visualization import render_meshes, side_view_camera
+    h, w = int(size[0]), int(size[1])
+    panel = np.empty((h, w, 3), np.uint8)
+    panel[:] = tuple(int(c) for c in background)
+    verts, fcs, colors, _ = _meshes(vertices, labels, faces)
+    if verts:
+        transform, k = side_view_camera(
+            np.concatenate(verts), (h, w), angle_deg)
+        moved = [v @ transform[:3, :3].T + transform[:3, 3] for v in verts]
+        rgb = render_meshes(
+            moved, fcs, k, colors=colors, background=panel[..., ::-1]).image
+        panel = np.ascontiguousarray(rgb[..., ::-1])
+        text = f'side view ({angle_deg:g} deg)'
+    else:
+        text = 'no hands found'
+    scale = max(min(h, w) / 640.0, 0.35)
+    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.putText(panel, text, (6, 6 + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (80, 80, 80), 1, cv2.LINE_AA)
+    return panel
+
+
+# ---------------------------------------------------------------------------
+# timing of the model's stages
+# ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _timed_calls(targets: Sequence[Tuple[object, str, str]],
+                 times: Dict[str, float]) -> Iterator[None]:
+    """Add the seconds spent in ``getattr(obj, name)(...)`` to
+    ``times[key]`` for the duration of the block (instance attributes
+    wrapping the bound methods; whatever was there before is restored)."""
+    saved = []
+    try:
+        for obj, name, key in targets:
+            if obj is None or not callable(getattr(obj, name, None)):
+                continue
+            inner = getattr(obj, name)
+            saved.append((obj, name, obj.__dict__.get(name, _MISSING)))
+
+            def timed(*args, _inner=inner, _key=key, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return _inner(*args, **kwargs)
+                finally:
+                    times[_key] += time.perf_counter() - t0
+
+            object.__setattr__(obj, name, timed)
+        yield
+    finally:
+        for obj, name, prev in reversed(saved):
+            if prev is _MISSING:
+                object.__delattr__(obj, name)
+            else:
+                object.__setattr__(obj, name, prev)
+
+
+# ---------------------------------------------------------------------------
+class Hand2PInferencer:
+    """Two-hand reconstruction of images, folders and videos.
+
+    Args:
+        model (str | Config | nn.Module): a whole-image model config (file
+            or object, e.g. ``configs/detect_reconstruct/...py``) or a built
+            model (``DetectThenReconstruct``).
+        weights (str, optional): checkpoint to load (required for
+            meaningful results; a config alone gives random weights).
+        device (str): ``'cpu'``, ``'cuda:0'``...
+        refine (bool): run the model's test-time refiner (penetrating
+            pairs only). Sets the model's ``refine``.
+        det_score_thr (float, optional): minimal detection score; None keeps
+            the config's. Sets the model's ``det_score_thr``.
+        batch_size (int): images per model call.
+        show_progress (bool): print a progress bar (mmengine's).
+        max_vis_size (int, optional): the pictures written / returned are
+            downscaled to fit this many pixels on their longer side (the
+            JSON and meshes always refer to the full image). None: no
+            limit.
+        cfg_options (dict, optional): config overrides (``model`` given as
+            a config).
+    """
+
+    def __init__(self,
+                 model: Union[str, os.PathLike, Config, nn.Module],
+                 weights: Optional[str] = None,
+                 device: str = 'cpu',
+                 refine: bool = True,
+                 det_score_thr: Optional[float] = None,
+                 batch_size: int = 1,
+                 show_progress: bool = True,
+                 max_vis_size: Optional[int] = 1280,
+                 cfg_options: Optional[dict] = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if isinstance(model, nn.Module):
+            if weights is not None:
+                from mmengine.runner import load_checkpoint
+
+                import mmhand2p.engine  # noqa: F401 (safe globals)
+                if not osp.isfile(weights):
+                    raise FileNotFoundError(
+                        f'checkpoint file not found: {weights!r}')
+                load_checkpoint(model, weights, map_location='cpu')
+            self.model = model.to(device).eval()
+        else:
+            self.model = init_model(model, weights, device, cfg_options)
+        if hasattr(self.model, 'refine'):
+            self.model.refine = bool(refine)
+        if det_score_thr is not None:
+            if not hasattr(self.model, 'det_score_thr'):
+                raise TypeError(f'{type(self.model).__name__} has no '
+                                'det_score_thr to set')
+            self.model.det_score_thr = float(det_score_thr)
+        self.refine = bool(refine)
+        self.batch_size = int(batch_size)
+        self.show_progress = show_progress
+        self.max_vis_size = max_vis_size
+        self.faces = mesh_faces(self.model)
+
+    # ------------------------------------------------------------------
+    def _refiner(self):
+        """The refiner the model runs, or None (none, or switched off by
+        ``refine=False`` or the reconstructor's ``test_cfg.refine``)."""
+        rec = getattr(self.model, 'reconstructor', None)
+        refiner = getattr(rec, 'refiner', None)
+        test_cfg = getattr(rec, 'test_cfg', None) or {}
+        if not self.refine or not test_cfg.get('refine', True):
+            return None
+        return refiner
+
+    def _predict(self, images: List[np.ndarray], items: List[_Item],
+                 cam_intrinsics) -> Tuple[list, Dict[str, Optional[float]]]:
+        """The model on one batch; per-image stage times (ms) are the
+        batch's divided evenly."""
+        data = build_batch(images, [it.path for it in items],
+                           [cam_intrinsics] * len(images))
+        refiner = self._refiner()
+        times = dict(detector=0.0, refinement=0.0)
+        t0 = time.perf_counter()
+        with _timed_calls([(self.model, 'detect', 'detector'),
+                           (refiner, 'refine', 'refinement')], times), \
+                torch.no_grad():
+            samples = self.model.test_step(data)
+        total = time.perf_counter() - t0
+        n = len(images)
+        timing = dict(
+            detector=1000.0 * times['detector'] / n,
+            reconstruction=1000.0 *
+            (total - times['detector'] - times['refinement']) / n,
+            refinement=(None if refiner is None else 1000.0 *
+                        times['refinement'] / n))
+        return samples, timing
+
+    def _finish(self, item: _Item, image: np.ndarray, sample, timing: dict,
+                t_start: float, out_dir: Optional[str], return_vis: bool,
+                save_mesh: bool, save_json: bool, side_view: bool,
+                stem: str) -> dict:
+        """Pictures, files and the result dict of one image."""
+        inst = _instances(sample)
+        n = len(inst['labels'])
+        k = _np(sample.metainfo['cam_intrinsics']).reshape(3, 3)
+        overlay = side = None
+        render_ms = None
+        if out_dir is not None or return_vis:
+            t0 = time.perf_counter()
+            overlay = draw_overlay(image, inst['vertices'], inst['labels'],
+                                   self.faces, k, inst['bboxes'],
+                                   inst['bbox_scores'], self.max_vis_size)
+            if side_view:
+                side = draw_side_view(inst['vertices'], inst['labels'],
+                                      self.faces, overlay.shape[:2])
+            render_ms = 1000.0 * (time.perf_counter() - t0)
+        write_meshes = out_dir is not None and save_mesh
+        mesh_files = [
+            f'{stem}_hand{i}_{HAND_SIDES[int(inst["labels"][i])]}.obj'
+            if write_meshes else None for i in range(n)
+        ]
+        timing = dict(timing, rendering=render_ms)
+        result = prediction_to_dict(sample, stem, item.path, item.frame,
+                                    mesh_files, timing)
+        files: List[str] = []
+        if out_dir is not None:
+            files = self._write(out_dir, stem, result, inst, overlay, side,
+                                mesh_files, save_json, t_start)
+        else:
+            result['timing_ms']['total'] = round(
+                1000.0 * (time.perf_counter() - t_start), 3)
+        vis = None
+        if return_vis:
+            vis = dict(
+                overlay=np.ascontiguousarray(overlay[..., ::-1]),
+                side=None
+                if side is None else np.ascontiguousarray(side[..., ::-1]))
+        return dict(prediction=result, visualization=vis, files=files)
+
+    def _write(self, out_dir: str, stem: str, result: dict, inst: dict,
+               overlay: np.ndarray, side: Optional[np.ndarray],
+               mesh_files: List[Optional[str]], save_json: bool,
+               t_start: float) -> List[str]:
+        """All files of one image, committed together; returns their
+        paths."""
+        s = re.escape(stem)
+        patterns = [
+            rf'{s}_overlay\.jpg', rf'{s}_side\.jpg',
+            rf'{s}_hand\d+_(right|left)\.obj', rf'{s}\.json'
+        ]
+        with StagedOutputs(out_dir, patterns) as out:
+            atomic_write_bytes(
+                out.path(f'{stem}_overlay.jpg'), imencode(overlay, '.jpg'))
+            if side is not None:
+                atomic_write_bytes(
+                    out.path(f'{stem}_side.jpg'), imencode(side, '.jpg'))
+            for i, name in enumerate(mesh_files):
+                if name is None:
+                    continue
+                side_name = HAND_SIDES[int(inst['labels'][i])]
+                write_obj(
+                    out.path(name),
+                    inst['vertices'][i],
+                    self.faces[int(inst['labels'][i])],
+                    comment=f'mmhand2p: {stem} hand {i} ({side_name}), '
+                    'camera frame, metres')
+            if save_json:
+                result['timing_ms']['total'] = round(
+                    1000.0 * (time.perf_counter() - t_start), 3)
+                atomic_write_bytes(
+                    out.path(f'{stem}.json'),
+                    json.dumps(result, indent=2).encode('utf-8'))
+        if not save_json:
+            result['timing_ms']['total'] = round(
+                1000.0 * (time.perf_counter() - t_start), 3)
+        return out.written
+
+    # ------------------------------------------------------------------
+    def iterate(self,
+                inputs,
+                out_dir: Optional[str] = None,
+                return_vis: bool = False,
+                save_mesh: bool = True,
+                save_json: bool = True,
+                side_view: bool = True,
+                skip_errors: bool = False,
+                cam_intrinsics: Optional[np.ndarray] = None) -> Iterator[dict]:
+        """Process ``inputs`` and yield one record per image as it is done
+        (see :meth:`__call__` for the arguments).
+
+        Yields:
+            dict: ``name``, ``path``, ``frame``, ``prediction`` (the result
+            dict, None if the image failed), ``visualization`` (``overlay``
+            and ``side`` RGB arrays, or None), ``error`` (None, or the
+            message of the image's failure) and ``files`` (written paths).
+        """
+        sources, total = _expand(inputs)
+        bar = None
+        if self.show_progress:
+            from mmengine.utils import ProgressBar
+            bar = ProgressBar(total, file=sys.stdout)
+        used: Dict[str, int] = {}
+
+        def stem_of(name: str) -> str:
+            count = used.get(name, 0)
+            used[name] = count + 1
+            return name if count == 0 else f'{name}_{count + 1}'
+
+        def failure(item: _Item, stem: str, err: BaseException) -> dict:
+            if not skip_errors:
+                raise err
+            return dict(
+                name=stem,
+                path=item.path,
+                frame=item.frame,
+                prediction=None,
+                visualization=None,
+                error=f'{type(err).__name__}: {err}',
+                files=[])
+
+        def run(batch) -> Iterator[dict]:
+            """``batch``: (item, stem, image, t_start) tuples."""
+            try:
+                samples, timing = self._predict([b[2] for b in batch],
+                                                [b[0] for b in batch],
+                                                cam_intrinsics)
+            except Exception as err:  # noqa: BLE001 (reported per image)
+                if len(batch) > 1 and skip_errors:
+                    for one in batch:  # find the image that fails
+                        yield from run([one])
+                    return
+                for item, stem, _, _ in batch:
+                    yield failure(item, stem, err)
+                return
+            for (item, stem, image, t0), sample in zip(batch, samples):
+                try:
+                    rec = self._finish(item, image, sample, timing, t0,
+                                       out_dir, return_vis, save_mesh,
+                                       save_json, side_view, stem)
+                except Exception as err:  # noqa: BLE001
+                    yield failure(item, stem, err)
+                    continue
+                yield dict(
+                    name=stem,
+                    path=item.path,
+                    frame=item.frame,
+                    error=None,
+                    **rec)
+
+        batch = []
+        for item in _items(sources):
+            stem = stem_of(item.name)
+            t0 = time.perf_counter()
+            try:
+                image = item.load()
+            except Exception as err:  # noqa: BLE001
+                yield failure(item, stem, err)
+                if bar is not None:
+                    bar.update()
+                continue
+            batch.append((item, stem, image, t0))
+            if len(batch) == self.batch_size:
+                for rec in run(batch):
+                    if bar is not None:
+                        bar.update()
+                    yield rec
+                batch = []
+        if batch:
+            for rec in run(batch):
+                if bar is not None:
+                    bar.update()
+                yield rec
+        if bar is not None:
+            bar.file.write('\n')
+
+    def __call__(self,
+                 inputs,
+                 out_dir: Optional[str] = None,
+                 return_vis: bool = False,
+                 save_mesh: bool = True,
+                 save_json: bool = True,
+                 side_view: bool = True,
+                 skip_errors: bool = False,
+                 cam_intrinsics: Optional[np.ndarray] = None) -> dict:
+        """Reconstruct the hands of every input image.
+
+        Args:
+            inputs: an image path, an ``(H, W, 3)`` BGR array, a folder
+                (its images and videos, sorted by name, not recursive), a
+                video file (every frame, named ``{video_stem}_{frame:06d}``)
+                or a list of any of these.
+            out_dir (str, optional): write each image's files there (module
+                docstring); None: write nothing.
+            return_vis (bool): also return the pictures.
+            save_mesh (bool): write one OBJ per hand (with ``out_dir``).
+            save_json (bool): write ``{stem}.json`` (with ``out_dir``).
+            side_view (bool): draw / write the side view.
+            skip_errors (bool): record an image that fails (unreadable file,
+                error in the model or while writing) in ``errors`` and go
+                on; False: raise (files of earlier images stay, the failed
+                image leaves none).
+            cam_intrinsics (np.ndarray, optional): ``(3, 3)`` intrinsics of
+                every input; None: the model assumes a camera (recorded as
+                ``camera.assumed`` in the result).
+
+        Returns:
+            dict: ``predictions`` (list of result dicts, one per processed
+            image, following ``mmhand2p/apis/result_schema.json``),
+            ``visualization`` (list of ``{'overlay', 'side'}`` RGB uint8
+            arrays, downscaled to ``max_vis_size``; empty unless
+            ``return_vis``) and ``errors`` (list of ``{'name', 'path',
+            'frame', 'error'}`` for images that failed, with
+            ``skip_errors``).
+        """
+        out = dict(predictions=[], visualization=[], errors=[])
+        for rec in self.iterate(inputs, out_dir, return_vis, save_mesh,
+                                save_json, side_view, skip_errors,
+                                cam_intrinsics):
+            if rec['error'] is not None:
+                out['errors'].append(
+                    {k: rec[k]
+                     for k in ('name', 'path', 'frame', 'error')})
+                continue
+            out['predictions'].append(rec['prediction'])
+            if return_vis:
+                out['visualization'].append(rec['visualization'])
+        return out
