@@ -41,7 +41,7 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests')),
         include_package_data=True,
         package_data={'mmhand2p': ['assets/*.npz', 'assets/*.json',
-                                   'assets/*.md']},
+                                   'assets/*.md', 'apis/*.json']},
         python_requires='>=3.8',
         classifiers=[
             'License :: OSI Approved :: Apache Software License',
