@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from mmhand2p.registry import MODELS
 from mmhand2p.utils.typing import ConfigType, OptConfigType
 from ..teachers.base import PRIORS, check_teacher_checkpoint
+from ..teachers.feature_cache import (PriorFeatureCache, relative_crop_theta,
+                                      warp_feature_maps)
 from ..utils import sine_position_encoding
 
 __all__ = ['FusionAlignmentNeck']
@@ -53,8 +55,33 @@ class FusionAlignmentNeck(BaseModule):
         prior_source (str): ``'fae'`` or ``'teacher'`` (starred variant).
         num_layers / num_heads / ffn_dims / dropout: transformer encoder.
         loss_distill (dict): the distillation loss (MSE).
+        prior_cache (dict, optional): read the distillation target from an
+            on-disk cache of the teachers' features instead of running them
+            (``tools/misc/extract_prior_features.py``; ``docs/a2p.md``):
+            ``dict(root=..., warp='affine', mask_outside=True,
+            check_checkpoints=True)``. The cache holds the features of the
+            deterministic crop of every sample (and of its flipped image).
+            ``warp`` says what to do with a sample whose crop was augmented
+            (shift / scale / rotation): ``'affine'`` resamples the cached
+            features onto its crop through the relative crop affine,
+            ``'none'`` uses them as they are (as if the crop had not moved),
+            ``'refuse'`` raises; both approximations are measured in
+            ``docs/a2p.md``. ``mask_outside`` leaves the cells that the cached
+            crop does not cover out of the loss (``'affine'`` only). The
+            cache is checked against ``teachers`` (config and checkpoint
+            hashes) on first use. Training only, with
+            ``prior_source='fae'``; the model passes its data samples to
+            :meth:`loss`.
         init_cfg: mmengine init config.
     """
+
+    #: keys of ``prior_cache`` and their defaults
+    PRIOR_CACHE_DEFAULTS = dict(
+        root=None,
+        warp='affine',
+        mask_outside=True,
+        check_checkpoints=True,
+        crop_tol=1e-4)
 
     def __init__(self,
                  in_channels: int = 2048,
@@ -71,6 +98,7 @@ class FusionAlignmentNeck(BaseModule):
                  dropout: float = 0.1,
                  loss_distill: ConfigType = dict(
                      type='MaskedMSELoss', loss_weight=1.0),
+                 prior_cache: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         priors = tuple(priors)
@@ -95,6 +123,8 @@ class FusionAlignmentNeck(BaseModule):
                 cfg.get('checkpoint'), f'FusionAlignmentNeck.{prior}')
         # built on demand, deliberately not an nn.Module attribute
         self._teachers: Optional[List[nn.Module]] = None
+        self.prior_cache = self._check_prior_cache(prior_cache)
+        self._cache = None  # opened and validated on first use
 
         self.input_proj = nn.Conv2d(in_channels, embed_dims, 1)
         if priors:
@@ -123,6 +153,35 @@ class FusionAlignmentNeck(BaseModule):
         self.encoder = nn.TransformerEncoder(
             layer, num_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(embed_dims)
+
+    def _check_prior_cache(self, cfg: OptConfigType) -> Optional[dict]:
+        if cfg is None:
+            return None
+        cfg = dict(cfg)
+        unknown = sorted(set(cfg) - set(self.PRIOR_CACHE_DEFAULTS))
+        if unknown:
+            raise ValueError(f'FusionAlignmentNeck.prior_cache: unknown keys '
+                             f'{unknown}; known: '
+                             f'{sorted(self.PRIOR_CACHE_DEFAULTS)}')
+        out = dict(self.PRIOR_CACHE_DEFAULTS, **cfg)
+        warp = {True: 'affine', False: 'refuse'}.get(out['warp'], out['warp'])
+        if warp not in ('affine', 'none', 'refuse'):
+            raise ValueError("FusionAlignmentNeck.prior_cache.warp must be "
+                             f"'affine', 'none' or 'refuse', got {warp!r}")
+        out['warp'] = warp
+        if not out['root']:
+            raise ValueError('FusionAlignmentNeck.prior_cache needs root= '
+                             '(the folder written by tools/misc/'
+                             'extract_prior_features.py)')
+        if not self.priors:
+            raise ValueError('FusionAlignmentNeck.prior_cache: priors is '
+                             'empty (the baseline distils nothing)')
+        if self.prior_source != 'fae':
+            raise ValueError(
+                "FusionAlignmentNeck.prior_cache needs prior_source='fae': "
+                'the starred variant feeds the teachers\' features to the '
+                'network at test time, where no cache exists')
+        return out
 
     # ------------------------------------------------------------------
     @property
@@ -227,12 +286,105 @@ class FusionAlignmentNeck(BaseModule):
         fused = self.out_norm(self.encoder(tokens)[:, :h * w])
         return fused.transpose(1, 2).reshape(b, self.embed_dims, h, w), aux
 
-    def loss(self, aux: Dict, rgb: Tensor) -> Dict[str, Tensor]:
+    def open_prior_cache(self):
+        """The validated :class:`~mmhand2p.models.teachers.PriorFeatureCache`
+        of ``prior_cache`` (opened once)."""
+        if self.prior_cache is None:
+            raise RuntimeError(
+                'FusionAlignmentNeck: no prior_cache configured')
+        if self._cache is None:
+            cache = PriorFeatureCache(self.prior_cache['root'])
+            cache.validate(
+                self.priors,
+                self.teacher_cfgs,
+                self.teacher_channels,
+                check_checkpoints=self.prior_cache['check_checkpoints'])
+            self._cache = cache
+        return self._cache
+
+    def cached_prior(self, data_samples: Sequence, size: Tuple[int, int],
+                     device=None) -> Tuple[Tensor, Optional[Tensor]]:
+        """The mean teacher feature of a batch, read from the cache.
+
+        Each sample's features come from the cache row of its ``img_id``
+        (variant by ``flip``), are resampled from the cached crop onto the
+        sample's crop (metainfo ``crop_affine``, ``input_size``; with
+        ``warp='none'`` onto the cached crop itself) at ``size`` and are
+        averaged over the priors, as :meth:`teacher_prior` does with live
+        teachers.
+
+        Args:
+            data_samples (Sequence): the batch's data samples (metainfo
+                ``img_id``, ``img_path``, ``crop_affine``, ``input_size``,
+                ``flip``).
+            size (tuple): output ``(h, w)``.
+            device: output device.
+
+        Returns:
+            tuple: ``(B, teacher_channels, h, w)`` target and ``(B, 1, h,
+            w)`` loss weight (None without ``mask_outside`` or with
+            ``warp='none'``).
+        """
+        cache = self.open_prior_cache()
+        metas = [getattr(ds, 'metainfo', ds) for ds in data_samples]
+        for key in ('img_id', 'crop_affine', 'input_size'):
+            lost = [n for n, m in enumerate(metas) if m.get(key) is None]
+            if lost:
+                raise KeyError(
+                    f'FusionAlignmentNeck.prior_cache: data samples {lost} '
+                    f'have no metainfo {key!r} (packed by TwoHandCropAffine '
+                    '+ PackTwoHandInputs), needed to find and align the '
+                    'cached features')
+        rows = cache.rows([m['img_id'] for m in metas],
+                          [m.get('img_path') for m in metas])
+        variants = [cache.variant_of(bool(m.get('flip', False)))
+                    for m in metas]
+        feats, cache_affine = cache.load(rows, variants, self.priors, device)
+        target_affine = torch.stack([
+            torch.as_tensor(m['crop_affine'], dtype=torch.float64).reshape(
+                2, 3) for m in metas
+        ]).to(cache_affine.device)
+        target_size = torch.tensor([[float(s) for s in m['input_size']]
+                                    for m in metas],
+                                   dtype=torch.float64)
+        theta = relative_crop_theta(cache_affine, cache.input_size,
+                                    target_affine, target_size)
+        eye = torch.eye(2, 3, dtype=theta.dtype, device=theta.device)
+        moved = (theta - eye).abs().flatten(1).amax(1) > \
+            self.prior_cache['crop_tol']
+        warp = self.prior_cache['warp']
+        if moved.any() and warp == 'refuse':
+            bad = [metas[i]['img_id'] for i in moved.nonzero()[:, 0].tolist()]
+            raise ValueError(
+                f"FusionAlignmentNeck.prior_cache(warp='refuse'): samples "
+                f'img_id={bad[:5]} were cropped differently from the cached '
+                'deterministic crop (geometric augmentation); use '
+                'TwoHandCropAffine(test_mode=True) in the training pipeline '
+                "or set prior_cache.warp='affine' or 'none'")
+        if warp == 'none':
+            theta = eye.expand_as(theta)
+        warped, weight = [], None
+        for p in self.priors:
+            f, inside = warp_feature_maps(feats[p], theta, size)
+            warped.append(f)
+            weight = inside
+        target = torch.stack(warped).mean(0)
+        if not self.prior_cache['mask_outside'] or warp == 'none':
+            weight = None
+        return target, weight
+
+    def loss(self,
+             aux: Dict,
+             rgb: Optional[Tensor],
+             data_samples: Optional[Sequence] = None) -> Dict[str, Tensor]:
         """Distillation loss ``MSE(FAE(img), mean teacher feature)``.
 
         Args:
             aux (dict): from :meth:`forward`.
-            rgb (Tensor): ``(B, 3, H, W)`` RGB images, 0-255 scale.
+            rgb (Tensor): ``(B, 3, H, W)`` RGB images, 0-255 scale (unused
+                with ``prior_cache``).
+            data_samples (Sequence, optional): the batch's data samples,
+                needed with ``prior_cache``.
 
         Returns:
             dict: ``{'loss_distill': ...}`` (empty for the baseline or the
@@ -241,6 +393,17 @@ class FusionAlignmentNeck(BaseModule):
         if 'fae_prior' not in aux:
             return {}
         pred = aux['fae_prior']
+        if self.prior_cache is not None:
+            if data_samples is None:
+                raise ValueError('FusionAlignmentNeck.loss: prior_cache needs '
+                                 'the data samples (loss(aux, rgb, '
+                                 'data_samples))')
+            target, weight = self.cached_prior(data_samples,
+                                               tuple(pred.shape[-2:]),
+                                               pred.device)
+            return dict(
+                loss_distill=self.loss_distill(pred, target.to(pred.dtype),
+                                               weight))
         target = self.teacher_prior(rgb, tuple(pred.shape[-2:]))
         return dict(loss_distill=self.loss_distill(pred, target))
 

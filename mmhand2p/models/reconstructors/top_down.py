@@ -81,7 +81,11 @@ class TopDownTwoHandReconstructor(BaseModel):
         feats, aux = self.extract_feat(inputs)
         losses = {}
         if self.neck is not None and hasattr(self.neck, 'loss'):
-            losses.update(self.neck.loss(aux, self._rgb(inputs)))
+            if getattr(self.neck, 'prior_cache', None) is not None:
+                # cached teacher features: found by the samples' metainfo
+                losses.update(self.neck.loss(aux, None, data_samples))
+            else:
+                losses.update(self.neck.loss(aux, self._rgb(inputs)))
         losses.update(self.head.loss(feats, data_samples, self.train_cfg))
         return losses
 
