@@ -6,6 +6,16 @@ side by side::
 
     [ image + predicted meshes + GT / predicted skeletons | side view ]
 
+When the predictions also carry the stage-1 hands that a refiner kept
+(``unrefined_vertices`` / ``unrefined_joints_3d``, see
+:meth:`~mmhand2p.models.refiners.TwoHandDiffusionRefiner.refine`), it is a
+before/after picture, twice as wide, with the vertices of each hand that lie
+inside the other hand drawn in ``penetration_color``::
+
+    [ stage 1: overlay | side view ][ refined: overlay | side view ]
+
+Both side views use one camera, framed on the two sets of hands together.
+
 Geometry (see ``docs/data_pipeline.md``): the vertices and 3D joints of a
 packed :class:`~mmhand2p.structures.HandDataSample` live in the *virtual
 camera* of the network input, whose intrinsics are ``cam_intrinsics`` (K').
@@ -36,7 +46,7 @@ from .renderer import DEFAULT_MESH_COLORS, render_meshes
 
 __all__ = [
     'TwoHandLocalVisualizer', 'drawing_camera', 'project_to_image',
-    'side_view_camera'
+    'side_view_camera', 'penetrating_vertices'
 ]
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -163,6 +173,48 @@ def side_view_camera(vertices: np.ndarray,
     return transform, k
 
 
+def penetrating_vertices(vertices: np.ndarray,
+                         faces: np.ndarray) -> np.ndarray:
+    """Which vertices of each hand lie inside the other hand.
+
+    The inside test of the penetration metric
+    (:func:`~mmhand2p.evaluation.functional.winding_numbers` > 0.5 against
+    the other hand's mesh with its wrist capped), evaluated only inside the
+    other hand's bounding box.
+
+    Args:
+        vertices (np.ndarray): ``(2, V, 3)`` hands (0 right, 1 left), any
+            common frame.
+        faces (np.ndarray): ``(2, F, 3)`` (or ``(F, 3)``) open MANO faces.
+
+    Returns:
+        np.ndarray: ``(2, V)`` bool; all False for non-finite hands.
+    """
+    # imported here: mmhand2p.evaluation may import this package
+    import torch
+
+    from mmhand2p.evaluation.functional import (MeshTopology, cap_holes,
+                                                winding_numbers)
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    if f.ndim == 2:
+        f = np.stack([f, f])
+    out = np.zeros(v.shape[:2], bool)
+    if not np.isfinite(v).all():
+        return out
+    for a, b in ((0, 1), (1, 0)):
+        capped_v, capped_f = cap_holes(v[b], f[b])
+        lo, hi = capped_v.min(0), capped_v.max(0)
+        cand = np.nonzero(((v[a] >= lo) & (v[a] <= hi)).all(-1))[0]
+        if len(cand) == 0:
+            continue
+        w = winding_numbers(
+            torch.from_numpy(v[a][cand])[None],
+            torch.from_numpy(capped_v)[None], MeshTopology(capped_f))[0]
+        out[a, cand] = w.numpy() > 0.5
+    return out
+
+
 @VISUALIZERS.register_module()
 class TwoHandLocalVisualizer(Visualizer):
     """Visualizer of two-hand reconstructions.
@@ -205,6 +257,15 @@ class TwoHandLocalVisualizer(Visualizer):
             vertical axis, degrees.
         side_view_background (sequence): RGB 0-255 of the side panel.
         supersample (int): anti-aliasing factor of the renderer.
+        show_unrefined (bool): when the predictions carry the stage-1 hands
+            of a refiner (``unrefined_vertices``), draw the before/after
+            picture (stage 1 | refined, each with overlay and side view);
+            False always draws the (refined) predictions alone.
+        penetration_color (sequence): RGB 0-255 of the vertices that lie
+            inside the other hand, in the before/after picture (None: not
+            marked).
+        before_after_titles (sequence): labels of the two halves of the
+            before/after picture. Defaults to ``('stage 1', 'refined')``.
     """
 
     def __init__(self,
@@ -223,7 +284,11 @@ class TwoHandLocalVisualizer(Visualizer):
                  side_view: bool = True,
                  side_view_angle: float = 90.0,
                  side_view_background: Sequence[int] = (255, 255, 255),
-                 supersample: int = 1) -> None:
+                 supersample: int = 1,
+                 show_unrefined: bool = True,
+                 penetration_color: Optional[Sequence[int]] = (225, 25, 25),
+                 before_after_titles: Sequence[str] = ('stage 1', 'refined')
+                 ) -> None:
         super().__init__(
             name=name,
             image=image,
@@ -249,6 +314,13 @@ class TwoHandLocalVisualizer(Visualizer):
         self.side_view_angle = float(side_view_angle)
         self.side_view_background = tuple(int(c) for c in side_view_background)
         self.supersample = int(supersample)
+        self.show_unrefined = bool(show_unrefined)
+        self.penetration_color = None if penetration_color is None else \
+            tuple(int(c) for c in penetration_color)
+        if len(before_after_titles) != 2:
+            raise ValueError('before_after_titles must be two strings, got '
+                             f'{before_after_titles!r}')
+        self.before_after_titles = tuple(str(t) for t in before_after_titles)
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -384,8 +456,36 @@ class TwoHandLocalVisualizer(Visualizer):
                 cv2.circle(canvas, tuple(int(c) for c in fixed[j]),
                            radius * scale, color, -1, cv2.LINE_AA, shift)
 
-    def _render_overlay(self, image: np.ndarray, hands: Dict[str, np.ndarray],
-                        k: np.ndarray) -> np.ndarray:
+    def _tint(self, out, keep: Sequence[int],
+              inside: Optional[np.ndarray]) -> np.ndarray:
+        """``out.image`` with the faces that touch an inside vertex drawn in
+        ``penetration_color`` (shading kept)."""
+        img = out.image
+        if inside is None or self.penetration_color is None:
+            return img
+        img = img.copy()
+        faces = self.faces
+        for m, hand in enumerate(keep):
+            pen_faces = inside[hand][faces[hand]].any(-1)
+            if not pen_faces.any():
+                continue
+            hit = (out.mesh_id == m) & (out.face_id >= 0)
+            hit[hit] = pen_faces[out.face_id[hit]]
+            if not hit.any():
+                continue
+            base = self.mesh_colors[hand] * 255.0
+            c = int(np.argmax(base))
+            shade = img[hit][:, c].astype(np.float64) / max(base[c], 1.0)
+            color = np.asarray(self.penetration_color, np.float64)
+            img[hit] = np.clip(np.round(shade[:, None] * color), 0,
+                               255).astype(np.uint8)
+        return img
+
+    def _render_overlay(self,
+                        image: np.ndarray,
+                        hands: Dict[str, np.ndarray],
+                        k: np.ndarray,
+                        inside: Optional[np.ndarray] = None) -> np.ndarray:
         verts = hands.get('vertices')
         if verts is None:
             return image
@@ -406,16 +506,24 @@ class TwoHandLocalVisualizer(Visualizer):
                             colors=self.mesh_colors[keep],
                             background=image,
                             supersample=self.supersample)
+        rendered = self._tint(out, keep, inside)
         if self.mesh_alpha >= 1.0:
-            return out.image
+            return rendered
         hit = (out.mesh_id >= 0)[..., None]
         blend = (
-            self.mesh_alpha * out.image.astype(np.float64) +
+            self.mesh_alpha * rendered.astype(np.float64) +
             (1.0 - self.mesh_alpha) * image.astype(np.float64))
         return np.where(hit, np.round(blend), image).astype(np.uint8)
 
-    def _render_side_view(self, hands: Optional[Dict[str, np.ndarray]],
-                          size: Tuple[int, int]) -> np.ndarray:
+    def _render_side_view(self,
+                          hands: Optional[Dict[str, np.ndarray]],
+                          size: Tuple[int, int],
+                          frame: Optional[np.ndarray] = None,
+                          inside: Optional[np.ndarray] = None,
+                          title: Optional[str] = None) -> np.ndarray:
+        """The side panel; ``frame`` ``(N, 3)``: points the camera frames
+        (default: the drawn hands), ``inside``: ``(2, V)`` vertices to mark,
+        ``title``: a caption prefix."""
         h, w = size
         panel = np.empty((h, w, 3), np.uint8)
         panel[:] = self.side_view_background
@@ -427,23 +535,47 @@ class TwoHandLocalVisualizer(Visualizer):
             ]
             if keep:
                 transform, k = side_view_camera(
-                    np.concatenate([verts[i] for i in keep]), (h, w),
+                    np.concatenate([verts[i] for i in keep])
+                    if frame is None else frame, (h, w),
                     self.side_view_angle)
                 moved = [
                     verts[i] @ transform[:3, :3].T + transform[:3, 3]
                     for i in keep
                 ]
-                panel = render_meshes(
+                out = render_meshes(
                     moved, [self.faces[i] for i in keep],
                     k,
                     colors=self.mesh_colors[keep],
                     background=panel,
-                    supersample=self.supersample).image
+                    supersample=self.supersample)
+                panel = self._tint(out, keep, inside)
         scale = max(min(h, w) / 512.0, 0.35)
-        cv2.putText(panel, f'side view ({self.side_view_angle:g} deg)',
-                    (4, max(12, int(20 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, (80, 80, 80), 1, cv2.LINE_AA)
+        caption = f'side view ({self.side_view_angle:g} deg)'
+        y = max(12, int(20 * scale))
+        if title:  # the title on a line of its own, the caption below
+            cv2.putText(panel, title, (4, y), cv2.FONT_HERSHEY_SIMPLEX,
+                        scale, (80, 80, 80), 1, cv2.LINE_AA)
+            y += max(12, int(20 * scale))
+        cv2.putText(panel, caption, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (80, 80, 80), 1, cv2.LINE_AA)
         return panel
+
+    @staticmethod
+    def _label(canvas: np.ndarray, lines: Sequence[str]) -> None:
+        """White text with a dark outline, top left (in place)."""
+        h, w = canvas.shape[:2]
+        scale = max(min(h, w) / 400.0, 0.35)
+        y = 2
+        for text in lines:
+            (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                            scale, 1)
+            y += th + 2
+            org = (4, y)
+            cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+            y += base
 
     # ------------------------------------------------------------------
     def draw_sample(self,
@@ -453,7 +585,8 @@ class TwoHandLocalVisualizer(Visualizer):
                     draw_pred: bool = True,
                     image_space: str = 'auto',
                     draw_skeleton: bool = True,
-                    draw_mesh: bool = True) -> np.ndarray:
+                    draw_mesh: bool = True,
+                    show_unrefined: Optional[bool] = None) -> np.ndarray:
         """Draw one sample and return the picture (no side effects).
 
         Args:
@@ -467,10 +600,13 @@ class TwoHandLocalVisualizer(Visualizer):
             image_space (str): ``'auto'``, ``'input'`` or ``'original'``.
             draw_skeleton (bool): draw the 2D skeletons.
             draw_mesh (bool): draw the mesh overlay.
+            show_unrefined (bool, optional): draw the before/after picture
+                when ``pred_hands`` has ``unrefined_vertices``; None: the
+                visualizer's ``show_unrefined``.
 
         Returns:
             np.ndarray: ``(H, W, 3)`` or, with the side view, ``(H, 2W, 3)``
-            uint8 RGB.
+            uint8 RGB; the before/after picture is twice as wide.
         """
         image = np.ascontiguousarray(image)
         if image.ndim == 2:
@@ -486,6 +622,13 @@ class TwoHandLocalVisualizer(Visualizer):
             pred = self._hands(data_sample.pred_hands, camera, pred=True)
         if draw_gt and 'gt_hands' in data_sample:
             gt = self._hands(data_sample.gt_hands, camera, pred=False)
+        if show_unrefined is None:
+            show_unrefined = self.show_unrefined
+        if (show_unrefined and pred is not None
+                and 'unrefined_vertices' in data_sample.pred_hands):
+            return self._draw_before_after(image, data_sample.pred_hands,
+                                           pred, gt, camera, draw_skeleton,
+                                           draw_mesh)
 
         canvas = image.copy()
         if pred is not None and draw_mesh:
@@ -507,6 +650,63 @@ class TwoHandLocalVisualizer(Visualizer):
             return canvas
         side = self._render_side_view(pred, canvas.shape[:2])
         return np.concatenate([canvas, side], axis=1)
+
+    def _draw_before_after(self, image: np.ndarray, instances, refined: Dict,
+                           gt: Optional[Dict], camera, draw_skeleton: bool,
+                           draw_mesh: bool) -> np.ndarray:
+        """``[stage 1: overlay | side][refined: overlay | side]``."""
+        stage1_inst = dict(
+            vertices=instances.get('unrefined_vertices'),
+            joints_3d=instances.get('unrefined_joints_3d'),
+            hand_valid=instances.get('hand_valid'))
+        stage1 = self._hands(stage1_inst, camera, pred=True)
+        k = camera[0]
+        was_refined = instances.metainfo.get('refined') \
+            if hasattr(instances, 'metainfo') else None
+        before, title = self.before_after_titles
+        if was_refined is False:
+            title = f'{title} (gate closed: unchanged)'
+        both = [
+            h['vertices'][i] for h in (stage1, refined) if 'vertices' in h
+            for i in range(2)
+            if h['hand_valid'][i] and np.isfinite(h['vertices'][i]).all()
+        ]
+        frame = np.concatenate(both) if both else None
+        panels = []
+        base = max(1, self.line_width)
+        for name, short, hands in ((before, before, stage1),
+                                   (title, self.before_after_titles[1],
+                                    refined)):
+            inside = None
+            lines = [name]
+            if 'vertices' in hands and self.penetration_color is not None:
+                inside = penetrating_vertices(hands['vertices'], self.faces)
+                inside &= hands['hand_valid'][:, None]
+                lines.append(f'penetrating verts: {int(inside.sum())}')
+            canvas = image.copy()
+            if draw_mesh:
+                canvas = self._render_overlay(canvas, hands, k, inside)
+            canvas = np.ascontiguousarray(canvas)
+            if draw_skeleton:
+                if gt is not None and 'joints_2d' in gt:
+                    self._draw_skeleton(canvas, gt['joints_2d'],
+                                        gt['joints_2d_valid'],
+                                        self.gt_skeleton_colors,
+                                        max(1, base - 1),
+                                        max(1, self.radius - 1))
+                if 'joints_2d' in hands:
+                    self._draw_skeleton(canvas, hands['joints_2d'],
+                                        hands['joints_2d_valid'],
+                                        self.pred_skeleton_colors, base,
+                                        max(1, self.radius))
+            self._label(canvas, lines)
+            panels.append(canvas)
+            if self.side_view:
+                panels.append(
+                    self._render_side_view(
+                        hands, canvas.shape[:2], frame, inside,
+                        title=short))
+        return np.concatenate(panels, axis=1)
 
     @master_only
     def add_datasample(self,
@@ -542,7 +742,8 @@ class TwoHandLocalVisualizer(Visualizer):
 
         Returns:
             np.ndarray: the picture, ``(H, 2W, 3)`` uint8 RGB (``(H, W, 3)``
-            without the side view).
+            without the side view; twice as wide for a before/after
+            picture, see :meth:`draw_sample`).
         """
         if data_sample is None:
             raise ValueError('add_datasample needs a data_sample')

@@ -210,3 +210,141 @@ def test_faces_must_match_the_vertices(vis):
     sample.pred_hands = InstanceData(vertices=torch.ones(2, 10, 3))
     with pytest.raises(ValueError, match='mano_model_path'):
         vis.draw_sample(np.zeros((8, 8, 3), np.uint8), sample)
+
+
+# ----------------------------------------------------------------------------
+# before / after refinement
+# ----------------------------------------------------------------------------
+PEN_RED = (225, 25, 25)
+
+
+@pytest.fixture(scope='module')
+def penetrating(mano):
+    """The scene's hands with the left one pushed into the right one
+    (what a stage-1 model might predict); float64 vertices / joints."""
+    pose = torch.zeros(1, 2, 16, 3)
+    pose[0, :, 0] = torch.tensor([np.pi / 2, 0.0, 0.0])
+    transl = torch.tensor([[[-0.13, 0.02, 0.6], [-0.07, 0.03, 0.61]]])
+    out = mano(pose, transl=transl)
+    return (out.vertices[0].double().numpy(), out.joints[0].double().numpy())
+
+
+def _before_after_sample(scene, penetrating, k, w, h, refined=True):
+    sample = HandDataSample(metainfo=dict(cam_intrinsics=k, input_size=(w, h)))
+    pred = InstanceData(
+        vertices=torch.from_numpy(scene[0]).float(),
+        joints_3d=torch.from_numpy(scene[1]).float(),
+        unrefined_vertices=torch.from_numpy(penetrating[0]).float(),
+        unrefined_joints_3d=torch.from_numpy(penetrating[1]).float())
+    pred.set_metainfo(dict(refined=refined))
+    sample.pred_hands = pred
+    return sample
+
+
+def _red(panel):
+    p = panel.astype(int)
+    return (p[..., 0] > 60) & (p[..., 1] < 0.3 * p[..., 0]) & (
+        p[..., 2] < 0.3 * p[..., 0])
+
+
+def test_penetrating_vertices_is_the_metric_inside_test(scene, penetrating,
+                                                        mano):
+    from mmhand2p.evaluation.functional import (MeshTopology, cap_holes,
+                                                penetration_depth)
+    from mmhand2p.visualization import penetrating_vertices
+    faces = mano.faces.numpy()
+    assert not penetrating_vertices(scene[0], faces).any()
+    inside = penetrating_vertices(penetrating[0], faces)
+    assert inside[0].sum() > 20 and inside[1].sum() > 20
+    # the same vertices as the PenDist metric's (winding-number) inside test
+    capped = [cap_holes(penetrating[0][i], faces[i]) for i in range(2)]
+    topo = [MeshTopology(c[1]) for c in capped]
+    query = torch.zeros(capped[0][0].shape[0], dtype=torch.bool)
+    query[:778] = True
+    da, db = penetration_depth(
+        torch.from_numpy(capped[0][0])[None],
+        torch.from_numpy(capped[1][0])[None], topo[0], topo[1], query, query,
+        dtype=torch.float64)
+    np.testing.assert_array_equal(inside[0], da[0, :778].numpy() > 0)
+    np.testing.assert_array_equal(inside[1], db[0, :778].numpy() > 0)
+
+
+def test_before_after_panels(scene, penetrating, mano, vis, monkeypatch):
+    h, w = 120, 160
+    k = np.array([[180.0, 0, 79.5], [0, 180.0, 59.5], [0, 0, 1]])
+    image = np.full((h, w, 3), BG, np.uint8)
+    sample = _before_after_sample(scene, penetrating, k, w, h)
+    faces = mano.faces.numpy()
+
+    drawn = vis.draw_sample(image, sample, draw_skeleton=False)
+    assert drawn.shape == (h, 4 * w, 3)
+    stage1, side1, refined, side2 = (drawn[:, i * w:(i + 1) * w]
+                                     for i in range(4))
+    label = np.zeros((h, w), bool)
+    label[:32, :] = True  # two lines of text, top left
+
+    # the refined half is the usual picture of the refined hands (they do
+    # not penetrate: nothing is red), apart from the labels
+    plain = HandDataSample(metainfo=sample.metainfo)
+    plain.pred_hands = InstanceData(
+        vertices=sample.pred_hands.vertices,
+        joints_3d=sample.pred_hands.joints_3d)
+    usual = vis.draw_sample(image, plain, draw_skeleton=False)
+    assert usual.shape == (h, 2 * w, 3)
+    np.testing.assert_array_equal(refined[~label], usual[:, :w][~label])
+    assert not _red(refined).any() and not _red(side2).any()
+
+    # the stage-1 half differs from it exactly where the left hands differ
+    m1 = _mask(penetrating[0], faces, k, (h, w))
+    m2 = _mask(scene[0], faces, k, (h, w))
+    left_moved = ((m1 == 1) | (m2 == 1)) & ((m1 >= 0) != (m2 >= 0) |
+                                            (m1 != m2))
+    differ = _changed(stage1, refined)
+    near_left = cv2.dilate(((m1 == 1) | (m2 == 1)).astype(np.uint8),
+                           np.ones((5, 5), np.uint8)) > 0
+    assert not (differ & ~near_left & ~label).any()
+    assert (differ & left_moved & ~label).sum() > 0.95 * (left_moved
+                                                          & ~label).sum()
+    # the penetrating region is drawn in red, on the overlay and the side
+    assert _red(stage1).sum() > 20 and _red(side1).sum() > 20
+    assert (_red(stage1) & ~near_left).sum() == 0
+    assert _changed(side1, side2)[40:].any()
+    # one camera frames both side views: on all four hands
+    import mmhand2p.visualization.local_visualizer as lv
+    framed = []
+    real = lv.side_view_camera
+
+    def spy(points, *args, **kwargs):
+        framed.append(np.asarray(points))
+        return real(points, *args, **kwargs)
+
+    monkeypatch.setattr(lv, 'side_view_camera', spy)
+    vis.draw_sample(image, sample, draw_skeleton=False)
+    assert len(framed) == 2 and framed[0].shape == (4 * 778, 3)
+    np.testing.assert_array_equal(framed[0], framed[1])
+
+    # without the stage-1 hands, or with show_unrefined=False: as before
+    np.testing.assert_array_equal(
+        vis.draw_sample(image, sample, draw_skeleton=False,
+                        show_unrefined=False), usual)
+    off = TwoHandLocalVisualizer(name='no_before_after', show_unrefined=False)
+    np.testing.assert_array_equal(
+        off.draw_sample(image, sample, draw_skeleton=False), usual)
+
+    # labels: the gate's decision is stated
+    lines = []
+    monkeypatch.setattr(vis, '_label', lambda canvas, text: lines.append(
+        list(text)))
+    vis.draw_sample(image, sample)
+    assert lines[0][0] == 'stage 1' and lines[1][0] == 'refined'
+    assert int(lines[0][1].split(': ')[1]) > 40
+    assert lines[1][1] == 'penetrating verts: 0'
+    lines.clear()
+    vis.draw_sample(
+        image, _before_after_sample(scene, penetrating, k, w, h, False))
+    assert lines[1][0] == 'refined (gate closed: unchanged)'
+
+    # add_datasample writes the wide picture
+    returned = vis.add_datasample('before_after', image, sample,
+                                  out_file=None)
+    assert returned.shape == (h, 4 * w, 3)
