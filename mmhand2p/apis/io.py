@@ -165,6 +165,12 @@ def vis_scale(height: int, width: int, max_side: Optional[int]) -> float:
 # ---------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     folder and ``os.replace`` (readers never see a partial file)."""
@@ -175,6 +181,9 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+        # mkstemp makes the file private (0600): give it the permissions a
+        # plain open() would (0666 minus the umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
