@@ -25,7 +25,6 @@ import os.path as osp
 import sys
 import tempfile
 from collections import OrderedDict
-from typing import Dict
 
 import torch
 
@@ -47,22 +46,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_state(path: str, what: str) -> Dict[str, torch.Tensor]:
-    """The ``state_dict`` of an mmengine checkpoint (``weights_only``)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} checkpoint {path} not found')
-    from mmhand2p.engine import register_checkpoint_safe_globals
-    register_checkpoint_safe_globals()
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise KeyError(f'{path} holds no state dict')
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items()}
-
-
 def assemble(detector: str, reconstructor: str, refiner=None) -> OrderedDict:
     """One ``DetectThenReconstruct`` state dict from the parts' files."""
+    from mmhand2p.models.reconstructors.detect_reconstruct import \
+        read_state_dict as read_state
     out = OrderedDict()
     for k, v in read_state(detector, 'detector').items():
         out['detector.' + k] = v

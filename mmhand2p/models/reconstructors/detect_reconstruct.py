@@ -120,7 +120,7 @@ def _to_numpy(x) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # checkpoints of the parts
 # ----------------------------------------------------------------------------
-def _read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
+def read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
     from mmengine.runner.checkpoint import _load_checkpoint
 
     from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
@@ -142,7 +142,7 @@ def _load_part(module: nn.Module,
     """Load a separately trained part (or the part of a combined
     checkpoint, keys ``<prefix>...``) into ``module``; every key of the part
     must be there except those under ``allow_missing``."""
-    state = _read_state_dict(path, what)
+    state = read_state_dict(path, what)
     if any(k.startswith(prefix) for k in state):
         state = {
             k[len(prefix):]: v
@@ -197,7 +197,7 @@ def merge_part_checkpoints(detector_checkpoint: str,
     for prefix, path, what in (('detector.', detector_checkpoint, 'detector'),
                                ('reconstructor.', reconstructor_checkpoint,
                                 'reconstructor')):
-        part = _read_state_dict(path, what)
+        part = read_state_dict(path, what)
         if any(k.startswith(prefix) for k in part):
             part = {
                 k[len(prefix):]: v
