@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
@@ -520,3 +521,22 @@ def test_tools_test_on_full_images(syn_root, tmp_path):
         dumped = pickle.load(f)
     assert len(dumped) == 4
     assert all(len(d['pred_instances']['labels']) >= 1 for d in dumped)
+
+
+@pytest.mark.parametrize('shape,size', [((600, 800), (120, 160)),
+                                        ((100, 90), (160, 144)),
+                                        ((7, 5), (3, 2)), ((1, 1), (4, 4)),
+                                        ((33, 1000), (5, 160))])
+def test_resize_bilinear_matches_interpolate(shape, size):
+    """The gather-then-blend resize of detect() (no float copy of the whole
+    photo) samples where F.interpolate does, down- and upscaling."""
+    from mmhand2p.models.reconstructors.detect_reconstruct import \
+        resize_bilinear
+    g = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (3, ) + shape, dtype=torch.uint8, generator=g)
+    ref = F.interpolate(
+        img[None].float(), size=size, mode='bilinear',
+        align_corners=False)[0]
+    out = resize_bilinear(img, size)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
