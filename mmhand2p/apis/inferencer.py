@@ -18,7 +18,6 @@ the side), ``{stem}_hand{i}_{right|left}.obj`` (one mesh per hand) and
 ``docs/demo.md``). The files of an image are committed together
 (:class:`~mmhand2p.apis.io.StagedOutputs`): an image that fails leaves none.
 """
-import contextlib
 import json
 import os
 import os.path as osp
@@ -48,7 +47,6 @@ __all__ = [
 HAND_SIDES = ('right', 'left')
 #: BGR 0-255 colours of the boxes of right / left hands (the mesh colours)
 _BOX_COLORS = ((153, 184, 237), (237, 184, 148))
-_MISSING = object()
 
 
 # ---------------------------------------------------------------------------
@@ -393,40 +391,6 @@ def draw_side_view(
 
 
 # ---------------------------------------------------------------------------
-# timing of the model's stages
-# ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def _timed_calls(targets: Sequence[Tuple[object, str, str]],
-                 times: Dict[str, float]) -> Iterator[None]:
-    """Add the seconds spent in ``getattr(obj, name)(...)`` to
-    ``times[key]`` for the duration of the block (instance attributes
-    wrapping the bound methods; whatever was there before is restored)."""
-    saved = []
-    try:
-        for obj, name, key in targets:
-            if obj is None or not callable(getattr(obj, name, None)):
-                continue
-            inner = getattr(obj, name)
-            saved.append((obj, name, obj.__dict__.get(name, _MISSING)))
-
-            def timed(*args, _inner=inner, _key=key, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return _inner(*args, **kwargs)
-                finally:
-                    times[_key] += time.perf_counter() - t0
-
-            object.__setattr__(obj, name, timed)
-        yield
-    finally:
-        for obj, name, prev in reversed(saved):
-            if prev is _MISSING:
-                object.__delattr__(obj, name)
-            else:
-                object.__setattr__(obj, name, prev)
-
-
-# ---------------------------------------------------------------------------
 class Hand2PInferencer:
     """Two-hand reconstruction of images, folders and videos.
 
@@ -489,37 +453,25 @@ class Hand2PInferencer:
         self.faces = mesh_faces(self.model)
 
     # ------------------------------------------------------------------
-    def _refiner(self):
-        """The refiner the model runs, or None (none, or switched off by
-        ``refine=False`` or the reconstructor's ``test_cfg.refine``)."""
-        rec = getattr(self.model, 'reconstructor', None)
-        refiner = getattr(rec, 'refiner', None)
-        test_cfg = getattr(rec, 'test_cfg', None) or {}
-        if not self.refine or not test_cfg.get('refine', True):
-            return None
-        return refiner
-
     def _predict(self, images: List[np.ndarray], items: List[_Item],
                  cam_intrinsics) -> Tuple[list, Dict[str, Optional[float]]]:
         """The model on one batch; per-image stage times (ms) are the
-        batch's divided evenly."""
+        batch's (the model's ``stage_times_ms``) divided evenly, the data
+        preprocessor's time counted with the reconstruction."""
         data = build_batch(images, [it.path for it in items],
                            [cam_intrinsics] * len(images))
-        refiner = self._refiner()
-        times = dict(detector=0.0, refinement=0.0)
         t0 = time.perf_counter()
-        with _timed_calls([(self.model, 'detect', 'detector'),
-                           (refiner, 'refine', 'refinement')], times), \
-                torch.no_grad():
+        with torch.no_grad():
             samples = self.model.test_step(data)
-        total = time.perf_counter() - t0
+        total = 1000.0 * (time.perf_counter() - t0)
         n = len(images)
+        stages = samples[0].metainfo['stage_times_ms']
+        refine_ms = stages.get('refinement')
         timing = dict(
-            detector=1000.0 * times['detector'] / n,
-            reconstruction=1000.0 *
-            (total - times['detector'] - times['refinement']) / n,
-            refinement=(None if refiner is None else 1000.0 *
-                        times['refinement'] / n))
+            detector=stages['detector'] / n,
+            reconstruction=(total - stages['detector'] -
+                            (refine_ms or 0.0)) / n,
+            refinement=None if refine_ms is None else refine_ms / n)
         return samples, timing
 
     def _finish(self, item: _Item, image: np.ndarray, sample, timing: dict,

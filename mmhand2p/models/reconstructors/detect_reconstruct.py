@@ -9,6 +9,7 @@ import copy
 import logging
 import os.path as osp
 import re
+import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -119,6 +120,27 @@ def _to_numpy(x) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # checkpoints of the parts
 # ----------------------------------------------------------------------------
+class _StageClock:
+    """Wall time of the model's stages for one ``predict`` call, in ms
+    (CUDA work is synchronised before each reading)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == 'cuda'
+        self.times: Dict[str, float] = {}
+        self._t = self._now()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage``."""
+        t = self._now()
+        self.times[stage] = self.times.get(stage, 0.0) + 1000.0 * (t - self._t)
+        self._t = t
+
+
 def resize_bilinear(img: Tensor, size: Tuple[int, int]) -> Tensor:
     """``F.interpolate(img[None].float(), size, mode='bilinear',
     align_corners=False)[0]`` without making a float copy of ``img``.
@@ -511,9 +533,15 @@ class DetectThenReconstruct(BaseModel):
 
         Returns:
             list[HandDataSample]: ``data_samples`` (new ones if None) with
-            ``pred_instances``, ``pred_hands`` and metainfo ``pairs``.
+            ``pred_instances``, ``pred_hands`` and metainfo ``pairs`` and
+            ``stage_times_ms``: the whole batch's wall time (ms) per stage,
+            ``detector`` (or the ground-truth box lookup), ``reconstruction``
+            (pairing, crops, stage 1, writing the outputs) and
+            ``refinement`` (None when the refiner is off or absent).
         """
         images = self._image_list(inputs)
+        clock = _StageClock(
+            images[0].device if images else torch.device('cpu'))
         if data_samples is None:
             data_samples = [HandDataSample() for _ in images]
         if len(data_samples) != len(images):
@@ -524,6 +552,7 @@ class DetectThenReconstruct(BaseModel):
             dets = [self._gt_boxes(ds, i) for i, ds in enumerate(data_samples)]
         else:
             dets = self.detect(images)
+        clock.lap('detector')
         pairs = [self._pairs(d) for d in dets]
 
         # every pair of every image is one crop
@@ -535,7 +564,7 @@ class DetectThenReconstruct(BaseModel):
             crops.append(crop)
             crop_samples.append(sample)
         preds, refined, stage1 = self._reconstruct(
-            crops, crop_samples, [pairs[i][j] for i, j in jobs])
+            crops, crop_samples, [pairs[i][j] for i, j in jobs], clock)
 
         device = images[0].device if images else torch.device('cpu')
         k = 0
@@ -546,6 +575,13 @@ class DetectThenReconstruct(BaseModel):
                                 None if stage1 is None else stage1[k:k + n],
                                 device)
             k += n
+        clock.lap('reconstruction')
+        times = dict(
+            detector=clock.times['detector'],
+            reconstruction=clock.times['reconstruction'],
+            refinement=clock.times.get('refinement'))
+        for ds in data_samples:
+            ds.set_metainfo(dict(stage_times_ms=dict(times)))
         return data_samples
 
     # ------------------------------------------------------------------
@@ -713,36 +749,48 @@ class DetectThenReconstruct(BaseModel):
         packed = self.pack_transform.transform(results)
         return packed['inputs'], packed['data_samples']
 
-    def _reconstruct(self, crops: List[Tensor], samples: List,
-                     pairs: List[Tuple[int, int]]):
+    def _reconstruct(self,
+                     crops: List[Tensor],
+                     samples: List,
+                     pairs: List[Tuple[int, int]],
+                     clock: Optional[_StageClock] = None):
         """Run the reconstructor on all crops; refine the complete pairs.
+        With a ``clock``, the refiner's time is charged to ``refinement``
+        (also when no pair needs it) and the rest to ``reconstruction``.
 
         Returns:
             tuple: per crop ``InstanceData`` (2 instances, crop frame ==
             image camera frame), ``refined`` flags, and the stage-1
             ``(joints_3d, vertices)`` if refinement ran (else None).
         """
+        rec = self.reconstructor
+        refiner = getattr(rec, 'refiner', None)
+        rec_test_cfg = getattr(rec, 'test_cfg', None) or {}
+        refine = (self.refine and refiner is not None
+                  and rec_test_cfg.get('refine', True))
+        if clock is not None and refine:
+            clock.times.setdefault('refinement', 0.0)
         if not crops:
             return [], [], None
-        rec = self.reconstructor
         data = rec.data_preprocessor(
             dict(inputs=crops, data_samples=samples), False)
         feats, _ = rec.extract_feat(data['inputs'])
         preds = rec.head.predict(feats, data['data_samples'],
                                  getattr(rec, 'test_cfg', None))
         refined = [False] * len(preds)
-        refiner = getattr(rec, 'refiner', None)
-        rec_test_cfg = getattr(rec, 'test_cfg', None) or {}
-        if not (self.refine and refiner is not None
-                and rec_test_cfg.get('refine', True)):
+        if not refine:
             return preds, refined, None
         stage1 = [(p.joints_3d.clone(), p.vertices.clone()) for p in preds]
         both = [n for n, (r, lft) in enumerate(pairs) if r >= 0 and lft >= 0]
+        if clock is not None:
+            clock.lap('reconstruction')
         if both:
             refiner.refine([preds[n] for n in both],
                            [data['data_samples'][n] for n in both])
             for n in both:
                 refined[n] = bool(preds[n].metainfo.get('refined', False))
+        if clock is not None:
+            clock.lap('refinement')
         return preds, refined, stage1
 
     # ------------------------------------------------------------------

@@ -540,3 +540,54 @@ def test_resize_bilinear_matches_interpolate(shape, size):
     out = resize_bilinear(img, size)
     assert out.dtype == torch.float32 and out.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
+
+
+def test_stage_times_are_recorded_by_the_model(model, full_batch,
+                                               monkeypatch):
+    """predict() writes the batch's per-stage wall times into every sample.
+    The clock is faked: the detector takes 1 s, the refiner 5 s and
+    everything else no time, so each stage must get exactly its own."""
+    from mmhand2p.models.reconstructors import detect_reconstruct as dr
+    from mmhand2p.structures import HandDataSample
+    img = full_batch['inputs'][0]
+    k = full_batch['data_samples'][0].metainfo['cam_intrinsics']
+    now = [100.0]
+    monkeypatch.setattr(dr.time, 'perf_counter', lambda: now[0])
+
+    class SlowRefiner(_StubRefiner):
+
+        def refine(self, preds, samples):
+            now[0] += 5.0
+            return super().refine(preds, samples)
+
+    monkeypatch.setattr(model.reconstructor, 'refiner', SlowRefiner())
+
+    def run(boxes, labels):
+        _force(model, monkeypatch, [(boxes, [0.9] * len(boxes), labels)] * 2)
+        forced = model.detect
+
+        def slow_detect(images):
+            now[0] += 1.0
+            return forced(images)
+
+        monkeypatch.setattr(model, 'detect', slow_detect)
+        out = model([img, img], [
+            HandDataSample(metainfo=dict(cam_intrinsics=k)) for _ in range(2)
+        ],
+                    mode='predict')
+        times = out[0].metainfo['stage_times_ms']
+        assert out[1].metainfo['stage_times_ms'] == times
+        return times
+
+    pair = ([[30, 60, 60, 90], [60, 60, 90, 90]], [0, 1])
+    assert run(*pair) == dict(
+        detector=1000.0, reconstruction=0.0, refinement=5000.0)
+    # one hand only: the refiner has no complete pair to work on
+    assert run([[30, 60, 60, 90]], [0]) == dict(
+        detector=1000.0, reconstruction=0.0, refinement=0.0)
+    model.refine = False
+    try:
+        assert run(*pair) == dict(
+            detector=1000.0, reconstruction=0.0, refinement=None)
+    finally:
+        model.refine = True
