@@ -36,7 +36,6 @@ a busy 2-core CPU; for InterHand2.6M-size sets run it on a GPU.
 """
 import argparse
 import copy
-import hashlib
 import os
 import os.path as osp
 import signal
@@ -50,6 +49,7 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(
         0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmhand2p.utils.fileio import file_sha256  # noqa: E402
 
 SPLIT_LOADERS = dict(
     train='train_dataloader', val='val_dataloader', test='test_dataloader')
@@ -141,8 +141,7 @@ def _dataset_cfg(cfg, split):
 def _config_sha256(path):
     if path is None or not osp.isfile(path):
         return None
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return file_sha256(path)
 
 
 def extract(cfg,

@@ -20,7 +20,6 @@ values are cast back to the parameters' dtype on copy. The file is written
 to a temporary name in the output folder and renamed only when complete.
 """
 import argparse
-import hashlib
 import os
 import os.path as osp
 import sys
@@ -29,6 +28,13 @@ from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
+
+try:
+    from mmhand2p.utils.fileio import file_sha256
+except ImportError:  # running from a source checkout without installing
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    from mmhand2p.utils.fileio import file_sha256
 
 #: the checkpoint entries a release keeps
 KEPT_KEYS = ('state_dict', 'meta')
@@ -44,15 +50,6 @@ def _human_size(num_bytes: int) -> str:
         if size < 1024 or unit == 'GiB':
             break
     return f'{size:.1f} {unit}'
-
-
-def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(chunk_size), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_training_checkpoint(path: str) -> dict:
@@ -140,7 +137,7 @@ def publish_checkpoint(in_file: str,
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         torch.save(released, tmp_path)
-        sha = sha256_of_file(tmp_path)
+        sha = file_sha256(tmp_path)
         final = osp.join(out_dir, f'{stem}-{sha[:8]}{ext}')
         os.replace(tmp_path, final)
     finally:

@@ -60,6 +60,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmhand2p.utils.fileio import file_sha256
+
 __all__ = [
     'CACHE_FORMAT', 'CACHE_VERSION', 'PriorFeatureCache',
     'PriorFeatureCacheWriter', 'teacher_config_hash', 'file_sha256',
@@ -103,15 +105,6 @@ def teacher_config_hash(teacher_cfg: dict) -> str:
     cfg = {k: v for k, v in dict(teacher_cfg).items() if k != 'checkpoint'}
     text = json.dumps(_jsonable(cfg), sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_sha256(path: str, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_checkpoint_hashes(teacher_cfgs: Dict[str, dict],
