@@ -6,6 +6,7 @@ Order of a training pipeline: ``LoadTwoHandImage`` -> ``RandomTwoHandFlip``
 ``GenerateTwoHandTargets`` -> ``PackTwoHandInputs``. The flip must come
 before the crop (the crop composes the pending image flip into its warp).
 """
+from .detection import HandednessFlip
 from .formatting import (TARGET_FIELDS, GenerateTwoHandTargets,
                          PackTwoHandInputs, left_as_right, mirror_left_points,
                          right_as_left)
@@ -23,5 +24,5 @@ __all__ = [
     'left_as_right', 'right_as_left', 'mirror_left_points', 'TARGET_FIELDS',
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',
     'apply_affine', 'compose_affine', 'invert_affine', 'union_hand_box',
-    'PackFullImageInputs'
+    'PackFullImageInputs', 'HandednessFlip'
 ]
