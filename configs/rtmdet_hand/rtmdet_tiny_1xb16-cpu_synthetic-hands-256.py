@@ -5,11 +5,10 @@
 # data/synthetic_interhand/annotations/{split}/hand_boxes_{split}_coco.json
 # (categories 1 right_hand, 2 left_hand; file names relative to
 # images/{split}/). Train: python tools/train.py THIS_CONFIG
-_base_ = ['./_base_/rtmdet-tiny_hand.py']
+_base_ = ['./_base_/hand-boxes_coco-format.py']
 
 input_size = 256
 data_root = 'data/synthetic_interhand/'
-dataset_type = 'CocoDataset'
 
 # one process, no SyncBN
 norm_cfg = dict(type='BN')
@@ -61,71 +60,42 @@ test_pipeline = [
                    'scale_factor'))
 ]
 
+# one CPU: 16 images and 2 workers for every split, no pinned memory (the
+# rest of the loaders: ./_base_/hand-boxes_coco-format.py)
 train_dataloader = dict(
     batch_size=16,
     num_workers=2,
-    persistent_workers=True,
     pin_memory=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=None,
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
-        metainfo={{_base_.hand_metainfo}},
         ann_file='annotations/train/hand_boxes_train_coco.json',
         data_prefix=dict(img='images/train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=32),
-        pipeline=train_pipeline,
-        backend_args={{_base_.backend_args}}))
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
-        metainfo={{_base_.hand_metainfo}},
         ann_file='annotations/val/hand_boxes_val_coco.json',
         data_prefix=dict(img='images/val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args={{_base_.backend_args}}))
+        pipeline=test_pipeline))
 test_dataloader = dict(
     batch_size=16,
     num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
-        metainfo={{_base_.hand_metainfo}},
         ann_file='annotations/test/hand_boxes_test_coco.json',
         data_prefix=dict(img='images/test/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args={{_base_.backend_args}}))
+        pipeline=test_pipeline))
 
 # bbox AP per class too: the right_hand / left_hand APs show whether the
 # detector tells the hands apart, not only where they are
 val_evaluator = dict(
-    type='CocoMetric',
     ann_file=data_root + 'annotations/val/hand_boxes_val_coco.json',
-    metric='bbox',
-    classwise=True,
-    format_only=False,
-    proposal_nums=(100, 1, 10),
-    backend_args={{_base_.backend_args}})
+    classwise=True)
 test_evaluator = dict(
-    type='CocoMetric',
     ann_file=data_root + 'annotations/test/hand_boxes_test_coco.json',
-    metric='bbox',
-    classwise=True,
-    format_only=False,
-    proposal_nums=(100, 1, 10),
-    backend_args={{_base_.backend_args}})
+    classwise=True)
 
 # Schedule: 1500 iterations of 16 images (4 epochs of the 6000-image train
 # split), for a CPU of its own; not run here: on the shared 2-core

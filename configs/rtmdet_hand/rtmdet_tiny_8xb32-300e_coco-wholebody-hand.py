@@ -9,10 +9,9 @@
 #       data/coco/annotations/coco_wholebody_train_v1.0_hand_boxes.json
 # (and the same for val). Train:
 #   bash tools/dist_train.sh THIS_CONFIG 8
-_base_ = ['./_base_/rtmdet-tiny_hand.py']
+_base_ = ['./_base_/hand-boxes_coco-format.py']
 
 data_root = 'data/coco/'
-dataset_type = 'CocoDataset'
 backend_args = None
 
 # mmdet's RTMDet-tiny train pipeline (rtmdet_tiny_8xb32-300e_coco.py) minus
@@ -69,47 +68,25 @@ test_pipeline = [
                    'scale_factor'))
 ]
 
+# mmdet's 32 training / 5 validation images and 10 workers per GPU come
+# from ./_base_/hand-boxes_coco-format.py
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=10,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=None,
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
-        metainfo={{_base_.hand_metainfo}},
         ann_file='annotations/coco_wholebody_train_v1.0_hand_boxes.json',
         data_prefix=dict(img='train2017/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=32),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=5,
-    num_workers=10,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
-        metainfo={{_base_.hand_metainfo}},
         ann_file='annotations/coco_wholebody_val_v1.0_hand_boxes.json',
         data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric',
     ann_file=data_root + 'annotations/coco_wholebody_val_v1.0_hand_boxes.json',
-    metric='bbox',
-    classwise=True,
-    format_only=False,
-    proposal_nums=(100, 1, 10),
-    backend_args=backend_args)
+    classwise=True)
 test_evaluator = val_evaluator
 
 # mmdet's RTMDet schedule: AdamW 0.004 (batch 256), 1000 warm-up
