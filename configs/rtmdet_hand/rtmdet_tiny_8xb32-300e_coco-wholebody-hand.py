@@ -1,6 +1,7 @@
 # RTMDet-tiny, right/left hand boxes on COCO-WholeBody (8 GPUs x 32 images),
 # mmdet's RTMDet-tiny recipe (300 epochs, 640 input, CachedMosaic +
-# CachedMixUp, EMA, stage-2 pipeline for the last 20 epochs) without flips.
+# CachedMixUp, EMA, stage-2 pipeline for the last 20 epochs) with
+# handedness-aware flips.
 #
 # Data (docs/rtmdet_hand.md): COCO 2017 images and the COCO-WholeBody v1.0
 # annotations under data/coco/, hand boxes made once with
@@ -14,9 +15,13 @@ _base_ = ['./_base_/hand-boxes_coco-format.py']
 data_root = 'data/coco/'
 backend_args = None
 
-# mmdet's RTMDet-tiny train pipeline (rtmdet_tiny_8xb32-300e_coco.py) minus
-# RandomFlip: a flipped right hand is a left hand, and mmdet's RandomFlip
-# keeps the label. Mosaic, mixup, resize and crop keep handedness.
+# mmdet's RTMDet-tiny train pipeline (rtmdet_tiny_8xb32-300e_coco.py) with
+# its RandomFlip replaced by mmhand2p's HandednessFlip: a flipped right hand
+# is a left hand, and mmdet's RandomFlip keeps the label (HandednessFlip
+# mirrors exactly like it and swaps right_hand <-> left_hand). CachedMixUp
+# mirrors the image it mixes in by itself, also keeping labels, when
+# uniform(0, 1) > flip_ratio (mmdet 3.3.0, default 0.5); flip_ratio=1.0
+# switches that off. Mosaic, resize and crop keep handedness.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
@@ -33,11 +38,13 @@ train_pipeline = [
         keep_ratio=True),
     dict(type='RandomCrop', crop_size=(640, 640)),
     dict(type='YOLOXHSVRandomAug'),
+    dict(type='mmhand2p.HandednessFlip', prob=0.5),
     dict(type='Pad', size=(640, 640), pad_val=dict(img=(114, 114, 114))),
     dict(
         type='CachedMixUp',
         img_scale=(640, 640),
         ratio_range=(1.0, 1.0),
+        flip_ratio=1.0,  # no label-keeping mirror of the mixed-in image
         max_cached_images=10,
         random_pop=False,
         pad_val=(114, 114, 114),
@@ -54,6 +61,7 @@ train_pipeline_stage2 = [
         keep_ratio=True),
     dict(type='RandomCrop', crop_size=(640, 640)),
     dict(type='YOLOXHSVRandomAug'),
+    dict(type='mmhand2p.HandednessFlip', prob=0.5),
     dict(type='Pad', size=(640, 640), pad_val=dict(img=(114, 114, 114))),
     dict(type='PackDetInputs')
 ]

@@ -67,9 +67,15 @@ def test_two_class_configs(name):
     for split in ('train', 'val', 'test'):
         dataset = cfg[f'{split}_dataloader']['dataset']
         assert tuple(dataset['metainfo']['classes']) == HAND_CLASSES
-    # a flip that keeps labels would swap handedness
+    # a flip that keeps labels would swap handedness: the only flip allowed
+    # is HandednessFlip, and CachedMixUp must not mirror the image it mixes
+    # in (mmdet flips when uniform(0, 1) > flip_ratio)
     for pipeline in _all_pipelines(cfg):
-        assert not any('Flip' in t['type'] for t in pipeline), name
+        for t in pipeline:
+            if 'Flip' in t['type']:
+                assert t['type'].split('.')[-1] == 'HandednessFlip', name
+            if t['type'].split('.')[-1] == 'CachedMixUp':
+                assert t.get('flip_ratio', 0.5) >= 1.0, name
 
     model = _build(cfg.model)
     assert type(model).__name__ == 'RTMDet'
