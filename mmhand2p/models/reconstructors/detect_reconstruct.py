@@ -118,7 +118,7 @@ def _to_numpy(x) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# checkpoints of the parts
+# stage timing, resizing for the detector
 # ----------------------------------------------------------------------------
 class _StageClock:
     """Wall time of the model's stages for one ``predict`` call, in ms
@@ -184,6 +184,9 @@ def resize_bilinear(img: Tensor, size: Tuple[int, int]) -> Tensor:
     return t + (b - t) * wy
 
 
+# ----------------------------------------------------------------------------
+# checkpoints of the parts
+# ----------------------------------------------------------------------------
 def read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
     from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -540,8 +543,8 @@ class DetectThenReconstruct(BaseModel):
             ``refinement`` (None when the refiner is off or absent).
         """
         images = self._image_list(inputs)
-        clock = _StageClock(
-            images[0].device if images else torch.device('cpu'))
+        device = images[0].device if images else torch.device('cpu')
+        clock = _StageClock(device)
         if data_samples is None:
             data_samples = [HandDataSample() for _ in images]
         if len(data_samples) != len(images):
@@ -566,7 +569,6 @@ class DetectThenReconstruct(BaseModel):
         preds, refined, stage1 = self._reconstruct(
             crops, crop_samples, [pairs[i][j] for i, j in jobs], clock)
 
-        device = images[0].device if images else torch.device('cpu')
         k = 0
         for i, ds in enumerate(data_samples):
             n = len(pairs[i])
