@@ -1,5 +1,7 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """Mixing components of mmhand2p, mmpose and mmdet through the registries."""
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.registry import DefaultScope
@@ -19,66 +21,38 @@ class _BackboneHolder(nn.Module):
         self.detector = MODELS.build(detector) if detector else None
 
 
-# RTMDet-tiny's architecture (mmdet's rtmdet_tiny_8xb32-300e_coco.py)
-TINY_RTMDET = dict(
-    _scope_='mmdet',
-    type='RTMDet',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[103.53, 116.28, 123.675],
-        std=[57.375, 57.12, 58.395],
-        bgr_to_rgb=False,
-        batch_augments=None),
-    backbone=dict(
-        type='CSPNeXt',
-        arch='P5',
-        expand_ratio=0.5,
-        deepen_factor=0.167,
-        widen_factor=0.375,
-        channel_attention=True,
-        norm_cfg=dict(type='BN'),
-        act_cfg=dict(type='SiLU', inplace=True)),
-    neck=dict(
-        type='CSPNeXtPAFPN',
-        in_channels=[96, 192, 384],
-        out_channels=96,
-        num_csp_blocks=1,
-        expand_ratio=0.5,
-        norm_cfg=dict(type='BN'),
-        act_cfg=dict(type='SiLU', inplace=True)),
-    bbox_head=dict(
-        type='RTMDetSepBNHead',
-        num_classes=2,
-        in_channels=96,
-        stacked_convs=2,
-        feat_channels=96,
-        anchor_generator=dict(
-            type='MlvlPointGenerator', offset=0, strides=[8, 16, 32]),
-        bbox_coder=dict(type='DistancePointBBoxCoder'),
-        loss_cls=dict(
-            type='QualityFocalLoss',
-            use_sigmoid=True,
-            beta=2.0,
-            loss_weight=1.0),
-        loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
-        with_objectness=False,
-        exp_on_reg=False,
-        share_conv=True,
-        pred_kernel_size=1,
-        norm_cfg=dict(type='BN'),
-        act_cfg=dict(type='SiLU', inplace=True)),
-    train_cfg=dict(
-        assigner=dict(type='DynamicSoftLabelAssigner', topk=13),
-        allowed_border=-1,
-        pos_weight=-1,
-        debug=False),
-    test_cfg=dict(
+def _tiny_rtmdet() -> dict:
+    """RTMDet-tiny as configs/rtmdet_hand/_base_/rtmdet-tiny_hand.py builds
+    it (mmdet's rtmdet_tiny_8xb32-300e_coco.py, 2 hand classes), for one
+    CPU process: BN instead of SyncBN, and a light test_cfg (1000 boxes
+    before NMS, score 0.05, IoU 0.6, 100 per image)."""
+    from mmengine.config import Config
+
+    def sync_to_bn(x):
+        if isinstance(x, dict):
+            return {
+                k: ('BN' if k == 'type' and v == 'SyncBN' else sync_to_bn(v))
+                for k, v in x.items()
+            }
+        if isinstance(x, (list, tuple)):
+            return type(x)(sync_to_bn(v) for v in x)
+        return x
+
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(
+        osp.join(root, 'configs', 'rtmdet_hand', '_base_',
+                 'rtmdet-tiny_hand.py'))
+    model = sync_to_bn(cfg.model.to_dict())
+    model['test_cfg'] = dict(
         nms_pre=1000,
         min_bbox_size=0,
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
-        max_per_img=100),
-)
+        max_per_img=100)
+    return model
+
+
+TINY_RTMDET = _tiny_rtmdet()
 
 
 def test_mmpose_backbone_in_mmhand2p_config():
