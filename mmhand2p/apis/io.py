@@ -37,6 +37,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from mmhand2p.utils.fileio import atomic_write_bytes
+
 __all__ = [
     'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS', 'load_image', 'to_bgr_uint8',
     'vis_scale', 'atomic_write_bytes', 'write_obj', 'read_obj', 'imencode',
@@ -165,32 +167,6 @@ def vis_scale(height: int, width: int, max_side: Optional[int]) -> float:
 # ---------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same
-    folder and ``os.replace`` (readers never see a partial file)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        # mkstemp makes the file private (0600): give it the permissions a
-        # plain open() would (0666 minus the umask)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def imencode(image: np.ndarray, ext: str = '.jpg', quality: int = 92) -> bytes:
     """Encode a BGR image with OpenCV (``ext`` picks the format)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)
