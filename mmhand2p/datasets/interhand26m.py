@@ -34,9 +34,9 @@ import json
 import logging
 import os
 import os.path as osp
-import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Union
+import zipfile
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -48,6 +48,7 @@ from mmhand2p.models.body_models.joint_conventions import (
 from mmhand2p.models.body_models.mano_io import (load_mano_file,
                                                  resolve_mano_path)
 from mmhand2p.registry import DATASETS
+from mmhand2p.utils.fileio import atomic_write
 
 __all__ = ['InterHand26MDataset']
 
@@ -71,6 +72,95 @@ def _load_json(path: str, what: str):
     except json.JSONDecodeError as e:
         raise ValueError(f'InterHand2.6M {what} file {path!r} is not valid '
                          f'JSON: {e}') from e
+
+
+#: names of skipped records a warning lists per reason
+_NAMES_SHOWN = 3
+#: largest |R R^T - I| of an accepted ``camrot`` (the release's rotations
+#: are orthonormal to 1e-7)
+_ROT_TOL = 1e-3
+_MANO_MALFORMED = 'NaN/inf or malformed MANO parameters'
+
+
+def _record_name(img_id: int, img: dict, frame_name: str = '') -> str:
+    """How a warning names an image record: its id, file and frame."""
+    parts = [f'image id {img_id}']
+    if img.get('file_name'):
+        parts.append(repr(str(img['file_name'])))
+    if not frame_name and 'capture' in img and 'frame_idx' in img:
+        frame_name = f"capture {img['capture']} frame {img['frame_idx']}"
+    if frame_name:
+        parts.append(frame_name)
+    return ' '.join(parts)
+
+
+def _image_shape(img: dict) -> Tuple[int, int]:
+    """``(height, width)`` of an image record; ``ValueError`` naming the
+    field when it is missing, not a number or below 1."""
+    out = []
+    for key in ('height', 'width'):
+        try:
+            v = float(img[key])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f'{key} is missing or not a number') from None
+        if not (np.isfinite(v) and v >= 1):
+            raise ValueError(f'{key} is not a positive number')
+        out.append(int(round(v)))
+    return out[0], out[1]
+
+
+def _frame_joints(joints: dict, capture: str,
+                  frame: str) -> Tuple[Optional[str], Optional[np.ndarray]]:
+    """``(None, (42, 3) world joints in mm)`` of a frame of
+    ``joint_3d.json``, or ``(why it cannot be used, None)``."""
+    try:
+        world = np.asarray(
+            joints[capture][frame]['world_coord'], dtype=np.float64)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return 'no joint_3d entry', None
+    if world.shape != (42, 3):
+        return 'world_coord is not 42 x 3', None
+    if not np.isfinite(world).all():
+        return 'NaN/inf in world_coord', None
+    return None, world
+
+
+def _frame_mano_entry(manos: Optional[dict], capture: str, frame: str):
+    """A frame's entry of ``MANO_NeuralAnnot.json``: None where there is
+    none, else what the file holds (checked by ``_mano_arrays``)."""
+    if manos is None:
+        return None
+    per_capture = manos.get(capture)
+    if isinstance(per_capture, dict):
+        return per_capture.get(frame)
+    return per_capture  # None, or malformed (not an object)
+
+
+def _camera_row(cameras: dict, capture: str,
+                camera: str) -> Tuple[Optional[str], Optional[np.ndarray]]:
+    """``(None, row)`` with ``row`` = camrot (9), campos (3, mm), focal (2),
+    princpt (2), or ``(why the camera cannot project, None)``: a missing or
+    non-finite value, a focal length that is not positive, a ``camrot``
+    that is not a rotation (singular, reflecting or not orthonormal)."""
+    try:
+        cam = cameras[capture]
+        row = np.concatenate([
+            np.asarray(cam['camrot'][camera], dtype=np.float64).reshape(9),
+            np.asarray(cam['campos'][camera], dtype=np.float64).reshape(3),
+            np.asarray(cam['focal'][camera], dtype=np.float64).reshape(2),
+            np.asarray(cam['princpt'][camera], dtype=np.float64).reshape(2)
+        ])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return 'no camera entry', None
+    if not np.isfinite(row).all():
+        return 'NaN/inf in camera', None
+    if not (row[12:14] > 0).all():
+        return 'focal length is not positive', None
+    rot = row[:9].reshape(3, 3)
+    if (np.abs(rot @ rot.T - np.eye(3)).max() > _ROT_TOL
+            or np.linalg.det(rot) <= 0):
+        return 'camrot is not a rotation', None
+    return None, row
 
 
 class _MANOShapeRoot:
@@ -112,7 +202,12 @@ class InterHand26MDataset(BaseDataset):
             ``'right'``, ``'left'``, ``'interacting'``, ``'single'`` (right or
             left) or ``'all'``.
         require_mano (bool): drop samples where a present hand has no MANO
-            annotation (otherwise ``mano_valid`` is False for it).
+            annotation (otherwise ``mano_valid`` is False for it). MANO
+            parameters that are there but malformed (NaN/inf, wrong sizes,
+            not an object) are a fault: with True the sample is skipped and
+            counted in ``num_skipped``; with False that hand's MANO is
+            dropped (``mano_valid`` False), the sample kept and counted in
+            ``num_mano_dropped``.
         mano_model_path (str, optional): MANO model (folder), used for
             ``hands_mean`` and the shaped root joint; None = bundled model.
         annot_flat_hand_mean (bool): the MANO annotations are flat-hand
@@ -130,6 +225,15 @@ class InterHand26MDataset(BaseDataset):
             a cached one seconds (``docs/datasets.md``).
         **kwargs: ``pipeline``, ``test_mode``, ``lazy_init``, ``indices``,
             ``max_refetch``, ``metainfo`` of ``BaseDataset``.
+
+    Attributes (after ``full_init``):
+        num_skipped (int): annotation records that cannot make a sample
+            (see :meth:`_load_index` for the list of faults), skipped when
+            the index is built and named, the first three per reason, in one
+            warning; a cached index gives the same count and warning.
+        skip_counts (dict): ``num_skipped`` per reason.
+        num_mano_dropped (int): kept samples whose present hand lost its
+            malformed MANO parameters (``require_mano=False``).
     """
 
     METAINFO = dict(
@@ -252,15 +356,23 @@ class InterHand26MDataset(BaseDataset):
             return
         t0 = time.time()
         cache = self._cache_path()
-        source = 'cache ' + cache if cache and osp.isfile(cache) else None
-        if source:
-            self._load_cache(cache)
-        else:
+        source = None
+        if cache and osp.isfile(cache):
+            try:
+                self._load_cache(cache)
+                source = 'cache ' + cache
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+                print_log(
+                    f'InterHand26MDataset: the index cache {cache!r} is '
+                    f'unreadable ({e!r}); rebuilding it from the annotation '
+                    'files', logger='current', level=logging.WARNING)
+        if source is None:
             self._load_index()
             if cache:
                 self._save_cache(cache)
         self._prepare_mano_roots()
         self._filter()
+        self._warn_skipped()
         if self._indices is not None:
             keep = np.asarray(self._indices, dtype=np.int64) if not isinstance(
                 self._indices, int) else np.arange(self._indices)
@@ -283,12 +395,33 @@ class InterHand26MDataset(BaseDataset):
         return len(self._col['img_id'])
 
     def _load_index(self) -> None:
+        """Parse the annotation files into the columnar index.
+
+        Every annotation record that cannot make a sample is skipped and
+        remembered with its reason and name (``self._skipped``, cached with
+        the index): no image record or a missing field (``capture``,
+        ``camera``, ``frame_idx``, ``file_name``, ``joint_valid``,
+        ``hand_type``), a ``width`` / ``height`` that is not a positive
+        number, a ``joint_valid`` that is not 42 finite numbers, an unknown
+        ``hand_type``, a frame without 42 finite world joints, a camera
+        without finite ``camrot`` / ``campos`` / ``focal`` / ``princpt``,
+        a focal length that is not positive or a ``camrot`` that is not a
+        rotation. Malformed MANO parameters are marked per frame and hand
+        (``_frame_mano['bad']``) and handled by :meth:`_filter`.
+        """
         from xtcocotools.coco import COCO
         data_path = _require_file(self._files['data'], 'annotation')
         cameras = _load_json(self._files['camera'], 'camera')
         joints = _load_json(self._files['joint'], 'joint_3d')
         manos = _load_json(self._files['mano'],
                            'MANO') if self._files['mano'] else None
+        for what, obj, path in (('camera', cameras, self._files['camera']),
+                                ('joint_3d', joints, self._files['joint']),
+                                ('MANO', manos, self._files['mano'])):
+            if obj is not None and not isinstance(obj, dict):
+                raise ValueError(
+                    f'InterHand2.6M {what} file {path!r} must hold a JSON '
+                    f'object keyed by capture, got {type(obj).__name__}')
         try:
             coco = COCO(data_path)
         except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -299,99 +432,98 @@ class InterHand26MDataset(BaseDataset):
         frame_keys: Dict[tuple, int] = {}
         frame_joints: List[np.ndarray] = []
         frame_mano: List[Optional[dict]] = []
+        frame_names: List[str] = []
         cam_keys: Dict[tuple, int] = {}
         cam_rows: List[np.ndarray] = []
+        # why a frame / camera cannot be used, found once per key
+        bad_frames: Dict[tuple, str] = {}
+        bad_cams: Dict[tuple, str] = {}
 
         cols = {k: [] for k in ('img_id', 'frame', 'cam', 'joint_valid',
                                 'hand_type', 'file_name', 'ori_shape')}
-        bad: Dict[str, List] = {}
+        skipped: List[Tuple[str, int, str]] = []  # (reason, image id, name)
         for ann_id in coco.getAnnIds():
             ann = coco.anns[ann_id]
-            img = coco.imgs.get(ann.get('image_id'))
             rid = ann.get('image_id', ann_id)
+            img = coco.imgs.get(rid)
             try:
-                capture = str(img['capture'])
-                camera = str(img['camera'])
-                frame = str(img['frame_idx'])
-                valid = np.asarray(ann['joint_valid'],
-                                   dtype=np.float32).reshape(-1)
+                rid = int(rid)
+            except (TypeError, ValueError):
+                skipped.append(('image_id is not an integer', -1,
+                                f'annotation id {ann_id}'))
+                continue
+            if not isinstance(img, dict):
+                skipped.append(('no image record for its image_id', rid,
+                                f'image id {rid}'))
+                continue
+            name = _record_name(rid, img)
+            try:
+                capture, camera, frame, file_name = (str(img[k]) for k in (
+                    'capture', 'camera', 'frame_idx', 'file_name'))
+                raw_valid = ann['joint_valid']
                 hand_type = ann['hand_type']
-            except (KeyError, TypeError, ValueError) as e:
-                bad.setdefault(f'missing/invalid field ({e})', []).append(rid)
+            except KeyError as e:
+                skipped.append((f'missing field {e}', rid, name))
                 continue
-            if valid.shape != (42, ):
-                bad.setdefault('joint_valid is not 42 long', []).append(rid)
-                continue
-            if hand_type not in HAND_TYPES:
-                bad.setdefault('unknown hand_type', []).append(rid)
-                continue
-            fkey = (capture, frame)
-            if fkey not in frame_keys:
+            why = None
+            try:
+                shape = _image_shape(img)
+            except ValueError as e:
+                why = str(e)
+            if why is None:
                 try:
-                    world = np.asarray(
-                        joints[capture][frame]['world_coord'],
-                        dtype=np.float64)
-                except (KeyError, TypeError, ValueError):
-                    bad.setdefault('no joint_3d entry', []).append(rid)
-                    continue
-                if world.shape != (42, 3):
-                    bad.setdefault('world_coord is not 42 x 3',
-                                   []).append(rid)
-                    continue
-                if not np.isfinite(world).all():
-                    bad.setdefault('NaN/inf in world_coord', []).append(rid)
-                    continue
-                mano = None
-                if manos is not None:
-                    mano = manos.get(capture, {}).get(frame)
-                frame_keys[fkey] = len(frame_joints)
-                frame_joints.append(world)
-                frame_mano.append(mano)
-            ckey = (capture, camera)
-            if ckey not in cam_keys:
-                try:
-                    cam = cameras[capture]
-                    row = np.concatenate([
-                        np.asarray(cam['camrot'][camera],
-                                   dtype=np.float64).reshape(9),
-                        np.asarray(cam['campos'][camera],
-                                   dtype=np.float64).reshape(3),
-                        np.asarray(cam['focal'][camera],
-                                   dtype=np.float64).reshape(2),
-                        np.asarray(cam['princpt'][camera],
-                                   dtype=np.float64).reshape(2)
-                    ])
-                except (KeyError, TypeError, ValueError):
-                    bad.setdefault('no camera entry', []).append(rid)
-                    continue
-                if not np.isfinite(row).all():
-                    bad.setdefault('NaN/inf in camera', []).append(rid)
-                    continue
-                cam_keys[ckey] = len(cam_rows)
-                cam_rows.append(row)
-            cols['img_id'].append(int(rid))
+                    valid = np.asarray(raw_valid,
+                                       dtype=np.float64).reshape(-1)
+                except (TypeError, ValueError):
+                    valid = None
+                if valid is None or valid.shape != (42, ):
+                    why = 'joint_valid is not 42 long'
+                elif not np.isfinite(valid).all():
+                    why = 'NaN/inf in joint_valid'
+                elif hand_type not in HAND_TYPES:
+                    why = 'unknown hand_type'
+            fkey, ckey = (capture, frame), (capture, camera)
+            if why is None and fkey not in frame_keys:
+                why = bad_frames.get(fkey)
+                if why is None:
+                    why, world = _frame_joints(joints, capture, frame)
+                    if why is None:
+                        frame_keys[fkey] = len(frame_joints)
+                        frame_joints.append(world)
+                        frame_mano.append(
+                            _frame_mano_entry(manos, capture, frame))
+                        frame_names.append(f'capture {capture} frame {frame}')
+                    else:
+                        bad_frames[fkey] = why
+            if why is None and ckey not in cam_keys:
+                why = bad_cams.get(ckey)
+                if why is None:
+                    why, row = _camera_row(cameras, capture, camera)
+                    if why is None:
+                        cam_keys[ckey] = len(cam_rows)
+                        cam_rows.append(row)
+                    else:
+                        bad_cams[ckey] = why
+            if why is not None:
+                skipped.append((why, rid, name))
+                continue
+            cols['img_id'].append(rid)
             cols['frame'].append(frame_keys[fkey])
             cols['cam'].append(cam_keys[ckey])
             cols['joint_valid'].append(valid.astype(np.uint8))
             cols['hand_type'].append(HAND_TYPES.index(hand_type))
-            cols['file_name'].append(img.get('file_name', ''))
-            cols['ori_shape'].append(
-                (int(img.get('height', 0)), int(img.get('width', 0))))
+            cols['file_name'].append(file_name)
+            cols['ori_shape'].append(shape)
         del coco
-        if bad:
-            total = sum(len(v) for v in bad.values())
-            detail = '; '.join(f'{why}: {len(ids)} (e.g. image id '
-                               f'{ids[:3]})' for why, ids in bad.items())
-            print_log(
-                f'InterHand26MDataset: skipped {total} malformed '
-                f'annotation record(s) of {data_path}: {detail}',
-                logger='current',
-                level=logging.WARNING)
-        self.num_skipped = sum(len(v) for v in bad.values())
 
+        self._skipped = dict(
+            reason=np.asarray([s[0] for s in skipped], dtype=np.str_),
+            img_id=np.asarray([s[1] for s in skipped], dtype=np.int64),
+            name=np.asarray([s[2] for s in skipped], dtype=np.str_))
         self._frame_joints = np.asarray(
             frame_joints, dtype=np.float32).reshape(-1, 42, 3)
         self._frame_mano = self._mano_arrays(frame_mano)
+        self._frame_names = np.asarray(frame_names, dtype=np.str_)
         self._cams = np.asarray(cam_rows, dtype=np.float64).reshape(-1, 16)
         n = len(cols['img_id'])
         self._col = dict(
@@ -406,27 +538,39 @@ class InterHand26MDataset(BaseDataset):
                                  dtype=np.int32).reshape(n, 2))
 
     @staticmethod
-    def _mano_arrays(frame_mano: List[Optional[dict]]) -> Dict[str, np.ndarray]:
-        """Per-frame MANO annotations as arrays (``valid`` False where a
-        hand has none or it is malformed)."""
+    def _mano_arrays(
+            frame_mano: List[Optional[dict]]) -> Dict[str, np.ndarray]:
+        """Per-frame MANO annotations as arrays: ``valid`` where a hand has
+        well-formed parameters, ``bad`` where it has parameters that are
+        malformed (not an object, a key missing, wrong sizes, NaN/inf);
+        neither where it has none (``None``, as the release writes it)."""
         n = len(frame_mano)
         out = dict(
             pose=np.zeros((n, 2, 48), np.float32),
             shape=np.zeros((n, 2, 10), np.float32),
             trans=np.zeros((n, 2, 3), np.float32),
-            valid=np.zeros((n, 2), bool))
+            valid=np.zeros((n, 2), bool),
+            bad=np.zeros((n, 2), bool))
         for i, mano in enumerate(frame_mano):
+            if mano is None:
+                continue
+            if not isinstance(mano, dict):
+                out['bad'][i] = True
+                continue
             for hnd, side in enumerate(('right', 'left')):
-                p = mano.get(side) if mano else None
+                p = mano.get(side)
                 if p is None:
                     continue
                 try:
                     pose = np.asarray(p['pose'], np.float64).reshape(48)
                     shape = np.asarray(p['shape'], np.float64).reshape(-1)
                     trans = np.asarray(p['trans'], np.float64).reshape(3)
-                except (KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, IndexError):
+                    out['bad'][i, hnd] = True
                     continue
-                if not all(np.isfinite(a).all() for a in (pose, shape, trans)):
+                if shape.size == 0 or not all(
+                        np.isfinite(a).all() for a in (pose, shape, trans)):
+                    out['bad'][i, hnd] = True
                     continue
                 k = min(10, len(shape))
                 out['pose'][i, hnd] = pose
@@ -446,7 +590,9 @@ class InterHand26MDataset(BaseDataset):
             ]
 
     # -- index cache -------------------------------------------------------
-    _CACHE_VERSION = 1
+    # 2: malformed sizes, cameras and MANO are found at index time, the
+    # skipped records (reason, id, name) and frame names are cached
+    _CACHE_VERSION = 2
 
     def _cache_path(self) -> Optional[str]:
         if not self.index_cache_dir:
@@ -467,16 +613,14 @@ class InterHand26MDataset(BaseDataset):
     def _save_cache(self, path: str) -> None:
         arrays = {f'col_{k}': v for k, v in self._col.items()}
         arrays.update({f'mano_{k}': v for k, v in self._frame_mano.items()})
+        arrays.update({f'skip_{k}': v for k, v in self._skipped.items()})
         arrays.update(
             frame_joints=self._frame_joints,
-            cams=self._cams,
-            num_skipped=np.asarray(self.num_skipped))
+            frame_names=self._frame_names,
+            cams=self._cams)
         try:
-            os.makedirs(osp.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix='.npz', dir=osp.dirname(path))
-            with os.fdopen(fd, 'wb') as f:
+            with atomic_write(path, 'wb') as f:
                 np.savez(f, **arrays)
-            os.replace(tmp, path)
         except OSError as e:  # a read-only cache dir must not stop training
             print_log(f'InterHand26MDataset: could not write the index '
                       f'cache {path!r} ({e})', logger='current',
@@ -484,29 +628,99 @@ class InterHand26MDataset(BaseDataset):
 
     def _load_cache(self, path: str) -> None:
         with np.load(path, allow_pickle=False) as z:
-            self._col = {k[4:]: z[k] for k in z.files if k.startswith('col_')}
-            self._frame_mano = {
-                k[5:]: z[k]
-                for k in z.files if k.startswith('mano_')
-            }
-            self._frame_joints = z['frame_joints']
-            self._cams = z['cams']
-            self.num_skipped = int(z['num_skipped'])
+            col = {k[4:]: z[k] for k in z.files if k.startswith('col_')}
+            mano = {k[5:]: z[k] for k in z.files if k.startswith('mano_')}
+            skipped = {k[5:]: z[k] for k in z.files if k.startswith('skip_')}
+            frame_joints = z['frame_joints']
+            frame_names = z['frame_names']
+            cams = z['cams']
+        for what, got, need in (
+            ('col_', col, ('img_id', 'frame', 'cam', 'joint_valid',
+                           'hand_type', 'file_name', 'ori_shape')),
+            ('mano_', mano, ('pose', 'shape', 'trans', 'valid', 'bad')),
+            ('skip_', skipped, ('reason', 'img_id', 'name'))):
+            missing = [k for k in need if k not in got]
+            if missing:
+                raise KeyError(f'{what}{missing[0]}')
+        self._col, self._frame_mano, self._skipped = col, mano, skipped
+        self._frame_joints, self._frame_names = frame_joints, frame_names
+        self._cams = cams
 
     def _hand_presence(self, hand_type: np.ndarray) -> np.ndarray:
         """(N, 2) bool: right / left present by the annotated hand type."""
         return np.stack([hand_type != 1, hand_type != 0], axis=1)
 
     def _filter(self) -> None:
+        """Keep the samples of the wanted hand types (and, with
+        ``require_mano``, with MANO for every present hand); account for
+        malformed MANO parameters of present hands.
+
+        With ``require_mano=True`` such a sample is skipped and counted in
+        ``num_skipped``; otherwise it is kept with ``mano_valid`` False for
+        that hand and counted in ``num_mano_dropped``. A hand without MANO
+        (``None``) is no fault: ``require_mano`` filters it silently.
+        """
         col = self._col
         keep = np.isin(col['hand_type'],
                        [HAND_TYPES.index(t) for t in self.hand_types])
+        present = self._hand_presence(col['hand_type'])
+        bad_mano = (self._frame_mano['bad'][col['frame']] & present).any(1)
+        bad_idx = np.flatnonzero(bad_mano)
+        bad_names = [
+            _record_name(int(col['img_id'][i]),
+                         dict(file_name=col['file_name'][i].decode()),
+                         str(self._frame_names[col['frame'][i]]))
+            for i in bad_idx[:_NAMES_SHOWN]
+        ]
+        reasons = [str(r) for r in self._skipped['reason']]
+        names = [str(n) for n in self._skipped['name']]
+        self.num_mano_dropped = 0
+        self._mano_dropped = ([], [])
         if self.require_mano:
-            present = self._hand_presence(col['hand_type'])
             has = self._frame_mano['valid']
-            ok = (has[col['frame']] | ~present).all(1)
-            keep &= ok
+            keep &= (has[col['frame']] | ~present).all(1)
+            reasons += [_MANO_MALFORMED] * len(bad_idx)
+            names += bad_names + [''] * (len(bad_idx) - len(bad_names))
+        else:
+            self.num_mano_dropped = len(bad_idx)
+            self._mano_dropped = (bad_names, len(bad_idx))
+        self.num_skipped = len(reasons)
+        self.skip_counts: Dict[str, int] = {}
+        self._skip_names: Dict[str, List[str]] = {}
+        for why, name in zip(reasons, names):
+            self.skip_counts[why] = self.skip_counts.get(why, 0) + 1
+            shown = self._skip_names.setdefault(why, [])
+            if len(shown) < _NAMES_SHOWN and name:
+                shown.append(name)
         self._select(np.flatnonzero(keep))
+
+    def _warn_skipped(self) -> None:
+        """One warning naming the skipped records (the first few per
+        reason), one for MANO parameters dropped from kept samples."""
+
+        def listed(names, count):
+            more = count - len(names)
+            return ', '.join(names) + (f' and {more} more' if more else '')
+
+        data_path = self._files['data']
+        if self.num_skipped:
+            detail = '; '.join(
+                f'{why}: {n} ({listed(self._skip_names[why], n)})'
+                for why, n in self.skip_counts.items())
+            print_log(
+                f'InterHand26MDataset: skipped {self.num_skipped} malformed '
+                f'annotation record(s) of {data_path}: {detail}',
+                logger='current',
+                level=logging.WARNING)
+        names, count = self._mano_dropped
+        if count:
+            print_log(
+                f'InterHand26MDataset: {count} sample(s) of {data_path} '
+                f'keep their joints but lose the {_MANO_MALFORMED} of a '
+                f'present hand (mano_valid False; require_mano=True would '
+                f'skip them): {listed(names, count)}',
+                logger='current',
+                level=logging.WARNING)
 
     def _select(self, idx: np.ndarray) -> None:
         self._col = {k: v[idx] for k, v in self._col.items()}

@@ -1,6 +1,7 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 import json
 import logging
+import os
 import os.path as osp
 
 import cv2
@@ -212,8 +213,13 @@ def test_malformed_records_are_named_and_skipped(mano_world, tmp_path):
     assert ds.num_skipped == 3 and len(ds) == 3
     msg = ' '.join(records)
     assert 'skipped 3 malformed' in msg
-    assert 'joint_valid is not 42 long: 1 (e.g. image id [0])' in msg
-    assert 'NaN/inf in world_coord: 2 (e.g. image id [2, 3])' in msg
+    assert ("joint_valid is not 42 long: 1 (image id 0 'cam400/image100.jpg'"
+            ' capture 0 frame 100)') in msg
+    assert ("NaN/inf in world_coord: 2 (image id 2 'cam400/image101.jpg' "
+            "capture 0 frame 101, image id 3 'cam401/image101.jpg' capture 0 "
+            'frame 101)') in msg
+    assert ds.skip_counts == {'joint_valid is not 42 long': 1,
+                              'NaN/inf in world_coord': 2}
 
 
 def test_index_cache_roundtrip_and_invalidation(mano_world, tmp_path):
@@ -245,3 +251,259 @@ def test_index_cache_roundtrip_and_invalidation(mano_world, tmp_path):
     fourth = InterHand26MDataset(
         data_root=str(root), split='test', index_cache_dir=str(cache))
     assert len(fourth) == 2 and len(os.listdir(cache)) == 2
+
+
+# ---------------------------------------------------------------------------
+# every malformed record is skipped at index time, counted and named
+# ---------------------------------------------------------------------------
+def _edit_world(src, dst, edit):
+    """Copy the world ``src`` to ``dst`` and let ``edit(files)`` change the
+    parsed annotation files (``files['data' | 'camera' | 'joint_3d' |
+    'MANO_NeuralAnnot']``) before they are written back."""
+    import shutil
+    shutil.copytree(src, dst)
+    ann_dir = dst / 'annotations' / 'test'
+    kinds = ('data', 'camera', 'joint_3d', 'MANO_NeuralAnnot')
+    paths = {k: ann_dir / f'InterHand2.6M_test_{k}.json' for k in kinds}
+    files = {k: json.load(open(p)) for k, p in paths.items()}
+    edit(files)
+    for k, p in paths.items():
+        json.dump(files[k], open(p, 'w'))
+    return str(dst)
+
+
+def _build_logged(root, **kwargs):
+    """The dataset and the warnings logged while it was built."""
+    records = []
+
+    class _Capture(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = _Capture(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        kwargs.setdefault('index_cache_dir', None)
+        ds = InterHand26MDataset(data_root=root, split='test', **kwargs)
+    finally:
+        logger.removeHandler(handler)
+    return ds, records
+
+
+def _image(files, img_id):
+    return next(i for i in files['data']['images'] if i['id'] == img_id)
+
+
+def _set_height(value):
+
+    def edit(files):
+        _image(files, 0)['height'] = value
+
+    return edit
+
+
+def _drop_key(key):
+
+    def edit(files):
+        del _image(files, 0)[key]
+
+    return edit
+
+
+def _camera(field, value):
+
+    def edit(files):  # camera '401': image ids 1, 3, 5
+        files['camera']['0'][field]['401'] = value
+
+    return edit
+
+
+# (edit, reason in the warning, image ids skipped); the mano_world has
+# frames 100 (interacting), 101 (right), 102 (left) x cameras 400, 401,
+# image id = 2 * frame index + camera index
+MALFORMED = {
+    'non-numeric height': (_set_height('tall'),
+                           'height is missing or not a number', [0]),
+    'zero height': (_set_height(0), 'height is not a positive number', [0]),
+    'negative width': (lambda f: _image(f, 0).update(width=-640),
+                       'width is not a positive number', [0]),
+    'missing height': (_drop_key('height'),
+                       'height is missing or not a number', [0]),
+    'missing file_name': (_drop_key('file_name'),
+                          "missing field 'file_name'", [0]),
+    'zero focal': (_camera('focal', [0.0, 0.0]),
+                   'focal length is not positive', [1, 3, 5]),
+    'NaN principal point': (_camera('princpt', [float('nan'), 240.0]),
+                            'NaN/inf in camera', [1, 3, 5]),
+    'missing principal point': (lambda f: f['camera']['0']['princpt'].pop(
+        '401'), 'no camera entry', [1, 3, 5]),
+    'singular camrot': (_camera('camrot', [[1, 0, 0], [0, 1, 0], [0, 0, 0]]),
+                        'camrot is not a rotation', [1, 3, 5]),
+    'reflecting camrot': (_camera('camrot',
+                                  [[1, 0, 0], [0, 1, 0], [0, 0, -1]]),
+                          'camrot is not a rotation', [1, 3, 5]),
+    'NaN in joint_valid': (lambda f: f['data']['annotations'][4][
+        'joint_valid'].__setitem__(3, [float('nan')]),
+                           'NaN/inf in joint_valid', [4]),
+    'inf in world_coord': (lambda f: f['joint_3d']['0']['102'][
+        'world_coord'][30].__setitem__(2, float('inf')),
+                           'NaN/inf in world_coord', [4, 5]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(MALFORMED))
+def test_each_malformed_record_is_skipped_counted_named(
+        mano_world, tmp_path, case):
+    edit, reason, ids = MALFORMED[case]
+    root = _edit_world(mano_world, tmp_path / 'bad', edit)
+    ds, warnings = _build_logged(root)
+    assert ds.num_skipped == len(ids), case
+    assert ds.skip_counts == {reason: len(ids)}
+    assert len(ds) == 6 - len(ids)
+    kept = sorted(ds.get_data_info(i)['img_id'] for i in range(len(ds)))
+    assert kept == [i for i in range(6) if i not in ids]
+    # one warning: the count, the reason and the records by id and file
+    assert len(warnings) == 1, warnings
+    assert f'skipped {len(ids)} malformed' in warnings[0]
+    assert f'{reason}: {len(ids)} (image id {ids[0]} ' in warnings[0]
+    for i in ids:
+        assert f'image id {i} ' in warnings[0]
+    # every kept sample can be read (a zero focal length used to raise
+    # LinAlgError here, in the pipeline's inverse of the intrinsics)
+    for i in range(len(ds)):
+        k = ds.get_data_info(i)['cam_intrinsics']
+        assert np.isfinite(np.linalg.inv(k)).all()
+
+
+def test_warning_lists_three_names_and_the_rest_as_a_count(
+        mano_world, tmp_path):
+
+    def edit(files):
+        for img in files['data']['images']:
+            img['width'] = 'wide'
+
+    ds, warnings = _build_logged(
+        _edit_world(mano_world, tmp_path / 'bad', edit))
+    assert len(ds) == 0 and ds.num_skipped == 6
+    assert ("width is missing or not a number: 6 (image id 0 "
+            "'cam400/image100.jpg' capture 0 frame 100, image id 1 "
+            "'cam401/image100.jpg' capture 0 frame 100, image id 2 "
+            "'cam400/image101.jpg' capture 0 frame 101 and 3 more)"
+            ) in warnings[0]
+
+
+def _nan_right_pose_of_frame_100(files):
+    """The right hand's MANO pose of frame 100 (interacting: image ids 0,
+    1) is NaN; the left hand's of frame 101 (right only: the left hand is
+    absent, its MANO unused) too."""
+    files['MANO_NeuralAnnot']['0']['100']['right']['pose'][5] = float('nan')
+    files['MANO_NeuralAnnot']['0']['101']['left']['trans'][0] = float('inf')
+
+
+def test_malformed_mano_with_require_mano_is_skipped_and_counted(
+        mano_world, tmp_path):
+    root = _edit_world(mano_world, tmp_path / 'bad',
+                       _nan_right_pose_of_frame_100)
+    ds, warnings = _build_logged(root, require_mano=True)
+    # frame 100 skipped as malformed; frame 102 (left MANO None) filtered
+    # by require_mano without being a fault; frame 101 kept
+    kept = sorted(ds.get_data_info(i)['img_id'] for i in range(len(ds)))
+    assert kept == [2, 3]
+    assert ds.num_skipped == 2
+    assert ds.skip_counts == {'NaN/inf or malformed MANO parameters': 2}
+    assert len(warnings) == 1
+    assert ("NaN/inf or malformed MANO parameters: 2 (image id 0 "
+            "'cam400/image100.jpg' capture 0 frame 100, image id 1 "
+            "'cam401/image100.jpg' capture 0 frame 100)") in warnings[0]
+
+
+def test_malformed_mano_without_require_mano_drops_that_hand(
+        mano_world, tmp_path):
+    root = _edit_world(mano_world, tmp_path / 'bad',
+                       _nan_right_pose_of_frame_100)
+    ds, warnings = _build_logged(root)
+    assert len(ds) == 6 and ds.num_skipped == 0
+    assert ds.num_mano_dropped == 2
+    infos = {ds.get_data_info(i)['img_id']: ds.get_data_info(i)
+             for i in range(6)}
+    for i in (0, 1):  # right MANO dropped, left kept, joints kept
+        assert infos[i]['mano_valid'].tolist() == [False, True]
+        assert np.isfinite(infos[i]['mano_pose']).all()
+        assert infos[i]['joints_3d_valid'].sum() == 42
+    assert infos[2]['mano_valid'].tolist() == [True, False]
+    assert len(warnings) == 1
+    assert '2 sample(s)' in warnings[0]
+    assert "image id 0 'cam400/image100.jpg' capture 0 frame 100" in \
+        warnings[0]
+
+
+@pytest.mark.parametrize('entry', [[1, 2, 3], 'none', {'right': [0.0]}])
+def test_mano_entry_that_is_not_an_object_is_malformed(
+        mano_world, tmp_path, entry):
+
+    def edit(files):
+        files['MANO_NeuralAnnot']['0']['100'] = entry
+
+    ds, _ = _build_logged(
+        _edit_world(mano_world, tmp_path / 'bad', edit), require_mano=True)
+    assert ds.num_skipped == 2
+    assert sorted(ds.get_data_info(i)['img_id']
+                  for i in range(len(ds))) == [2, 3]
+
+
+def test_index_cache_gives_the_fresh_answer_for_malformed_records(
+        mano_world, tmp_path):
+
+    def edit(files):
+        _image(files, 4)['height'] = 'tall'
+        files['camera']['0']['focal']['401'] = [0.0, 1190.0]  # ids 1, 3, 5
+        _nan_right_pose_of_frame_100(files)  # ids 0, 1
+
+    root = _edit_world(mano_world, tmp_path / 'bad', edit)
+    cache = str(tmp_path / 'cache')
+    expected = {
+        False: ([0, 2], {
+            'height is missing or not a number': 1,
+            'focal length is not positive': 3
+        }, 1),
+        True: ([2], {
+            'height is missing or not a number': 1,
+            'focal length is not positive': 3,
+            'NaN/inf or malformed MANO parameters': 1
+        }, 0),
+    }
+    for require_mano, (kept, counts, dropped) in expected.items():
+        fresh, fresh_warn = _build_logged(root, require_mano=require_mano)
+        first, first_warn = _build_logged(
+            root, require_mano=require_mano, index_cache_dir=cache)
+        cached, cached_warn = _build_logged(
+            root, require_mano=require_mano, index_cache_dir=cache)
+        assert len(os.listdir(cache)) == 1
+        assert fresh_warn and fresh_warn == first_warn == cached_warn
+        for ds in (fresh, first, cached):
+            assert sorted(ds.get_data_info(i)['img_id']
+                          for i in range(len(ds))) == kept
+            assert ds.skip_counts == counts
+            assert ds.num_skipped == sum(counts.values())
+            assert ds.num_mano_dropped == dropped
+            for i in range(len(ds)):
+                a, b = fresh.get_data_info(i), ds.get_data_info(i)
+                for k, v in a.items():
+                    np.testing.assert_array_equal(
+                        np.asarray(v), np.asarray(b[k]), err_msg=k)
+
+
+def test_unreadable_index_cache_is_rebuilt(mano_world, tmp_path):
+    cache = tmp_path / 'cache'
+    first = InterHand26MDataset(
+        data_root=mano_world, split='test', index_cache_dir=str(cache))
+    (path, ) = cache.iterdir()
+    path.write_bytes(b'not an npz')
+    again, warnings = _build_logged(mano_world, index_cache_dir=str(cache))
+    assert len(again) == len(first) == 6
+    assert 'unreadable' in warnings[0] and str(path) in warnings[0]
+    # and rewritten: the next load reads it without a warning
+    third, warnings = _build_logged(mano_world, index_cache_dir=str(cache))
+    assert len(third) == 6 and not warnings
