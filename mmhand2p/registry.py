@@ -33,11 +33,20 @@ from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry as _MMEngineRegistry
 
-from .utils.registry_hints import with_close_matches
+from .utils.registry_hints import (add_close_match_hints, with_close_matches,
+                                   with_optimizer_check)
 
 
 def Registry(name, parent, locations=None):  # noqa: N802
-    """A child of ``parent`` whose build errors suggest close names."""
+    """A child of ``parent`` whose build errors suggest close names.
+
+    ``parent`` (an mmengine root) gets the same hint: the Runner builds the
+    top-level model, datasets, transforms, hooks, visualizer, optimizer
+    wrapper, schedulers, metrics, loops... through the roots, which switch
+    to the config's ``default_scope`` child only to look the name up. The
+    hint only extends the text of mmengine's unknown-type ``KeyError``.
+    """
+    add_close_match_hints(parent)
     return _MMEngineRegistry(
         name,
         parent=parent,
@@ -95,6 +104,14 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     locations=['mmhand2p.engine'])
+# an unknown optimizer type: mmengine's DefaultOptimWrapperConstructor gets
+# None for it and fails with "None is not a callable object"; check it when
+# the constructor is built (mmengine's build_optim_wrapper uses the root)
+for _constructors, _optimizers in (
+        (MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, MMENGINE_OPTIMIZERS),
+        (OPTIM_WRAPPER_CONSTRUCTORS, OPTIMIZERS)):
+    _constructors.build_func = with_optimizer_check(_constructors.build_func,
+                                                    _optimizers)
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler',
     parent=MMENGINE_PARAM_SCHEDULERS,

@@ -1,13 +1,17 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """Mixing components of mmhand2p, mmpose and mmdet through the registries."""
 import os.path as osp
+import re
 
 import pytest
 import torch
+from mmengine.dataset import Compose
+from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from torch import nn
+from torch.utils.data import Dataset
 
-from mmhand2p.registry import MODELS
+from mmhand2p.registry import DATASETS, MODELS
 from mmhand2p.utils import set_default_scope
 
 
@@ -129,3 +133,176 @@ def test_unknown_component_lists_close_matches():
         MODELS.build(
             dict(type='TwoHandMANOHead',
                  loss_pose=dict(type='MaskedL1Los')))
+
+
+# ---------------------------------------------------------------------------
+# the same hint for every component the Runner builds from a config
+# ---------------------------------------------------------------------------
+@MODELS.register_module(force=True)
+class _TinyRunnerModel(BaseModel):
+    """One linear layer: enough for a Runner to build optimizers."""
+
+    def __init__(self, data_preprocessor=None):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return dict(loss=self.fc(torch.stack(inputs)).sum())
+
+
+@DATASETS.register_module(force=True)
+class _PipelineDataset(Dataset):
+    """Two samples through a pipeline of registered transforms."""
+
+    def __init__(self, pipeline=()):
+        self.pipeline = Compose(list(pipeline))
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return self.pipeline(dict(inputs=torch.ones(2)))
+
+
+def _runner_cfg(tmp_path, name):
+    loader = dict(
+        batch_size=2,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='_PipelineDataset'))
+    return dict(
+        experiment_name=f'hint_{name}',
+        default_scope='mmhand2p',
+        work_dir=str(tmp_path),
+        model=dict(type='_TinyRunnerModel'),
+        train_dataloader=loader,
+        train_cfg=dict(by_epoch=False, max_iters=1, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        param_scheduler=[
+            dict(type='LinearLR', start_factor=0.5, by_epoch=False, end=1)
+        ],
+        val_dataloader=loader,
+        val_cfg=dict(),
+        val_evaluator=dict(type='TwoHandMetric'),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level='WARNING')
+
+
+def _set(*keys, value):
+    """An edit of the runner config: ``cfg[k0][k1]... = value``."""
+
+    def edit(cfg):
+        node = cfg
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+
+    return edit
+
+
+# misspelled type -> the class the hint must name first
+MISSPELLED = {
+    'model': (_set('model', 'type', value='TopDownTwoHandReconstructr'),
+              'TopDownTwoHandReconstructor'),
+    'dataset': (_set('train_dataloader', 'dataset',
+                     value=dict(type='InterHand26mDataset')),
+                'InterHand26MDataset'),
+    'transform': (_set('train_dataloader', 'dataset',
+                       value=dict(type='_PipelineDataset',
+                                  pipeline=[dict(type='PackTwoHandInput')])),
+                  'PackTwoHandInputs'),
+    'hook': (_set('custom_hooks', value=[dict(type='FiniteLosHook')]),
+             'FiniteLossHook'),
+    'visualizer': (_set('visualizer',
+                        value=dict(type='TwoHandLocalVisualiser')),
+                   'TwoHandLocalVisualizer'),
+    'vis_backend': (_set('visualizer', value=dict(
+        type='TwoHandLocalVisualizer',
+        vis_backends=[dict(type='LocalVisBakend')])), 'LocalVisBackend'),
+    'optimizer': (_set('optim_wrapper', 'optimizer', 'type', value='AdamWW'),
+                  'AdamW'),
+    'optim_wrapper': (_set('optim_wrapper', 'type', value='AmpOptimWraper'),
+                      'AmpOptimWrapper'),
+    'param_scheduler': (_set('param_scheduler', 0, 'type',
+                             value='LinearLRR'), 'LinearLR'),
+    # converted from epochs: mmengine's message names no scope here
+    'param_scheduler_by_epoch': (_set('param_scheduler', value=[
+        dict(type='CosineAnnealingLRR', by_epoch=True, T_max=1,
+             convert_to_iter_based=True)
+    ]), 'CosineAnnealingLR'),
+    'metric': (_set('val_evaluator', 'type', value='TwoHandMetrik'),
+               'TwoHandMetric'),
+    'data_sampler': (_set('train_dataloader', 'sampler', 'type',
+                          value='DefaultSamplr'), 'DefaultSampler'),
+    'loop': (_set('train_cfg', value=dict(type='IterBasedTrainLop',
+                                          max_iters=1)),
+             'IterBasedTrainLoop'),
+    'log_processor': (_set('log_processor', value=dict(type='LogProcesor')),
+                      'LogProcessor'),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(MISSPELLED))
+def test_runner_built_components_list_close_matches(tmp_path, kind):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    edit, expected = MISSPELLED[kind]
+    cfg = _runner_cfg(tmp_path, kind)
+    edit(cfg)
+    with pytest.raises(KeyError) as info:
+        # the model, hooks and visualizer are built here ...
+        runner = Runner.from_cfg(Config(cfg))
+        # ... dataloaders, optimizer, schedulers, metrics and loops here
+        runner.train()
+    msg = str(info.value)
+    assert re.search(rf'Close matches: {expected}\b', msg), msg
+    assert msg.count('Close matches:') == 1, msg
+
+
+def test_runner_build_calls_list_close_matches(tmp_path):
+    """The Runner's public build methods, one by one."""
+    from mmengine.runner import Runner
+    cfg = _runner_cfg(tmp_path, 'build_calls')
+    runner = Runner(
+        model=cfg['model'],
+        work_dir=cfg['work_dir'],
+        train_dataloader=cfg['train_dataloader'],
+        train_cfg=cfg['train_cfg'],
+        optim_wrapper=cfg['optim_wrapper'],
+        experiment_name=cfg['experiment_name'],
+        default_scope='mmhand2p',
+        log_level='WARNING')
+    with pytest.raises(KeyError, match=r'Close matches: AdamW\b'):
+        runner.build_optim_wrapper(
+            dict(optimizer=dict(type='AdamWW', lr=1e-3)))
+    optim_wrapper = runner.build_optim_wrapper(
+        dict(optimizer=dict(type='AdamW', lr=1e-3)))
+    assert type(optim_wrapper.optimizer).__name__ == 'AdamW'
+    runner.optim_wrapper = optim_wrapper
+    with pytest.raises(KeyError, match=r'Close matches: MultiStepLR\b'):
+        runner.build_param_scheduler(
+            [dict(type='MultiStepLRR', milestones=[1])])
+    with pytest.raises(KeyError, match=r'Close matches: TwoHandMetric\b'):
+        runner.build_evaluator(dict(type='TwoHandMetrc'))
+    with pytest.raises(KeyError, match=r'Close matches: TwoHandCropAffine'):
+        runner.build_dataloader(
+            dict(
+                batch_size=1,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(
+                    type='_PipelineDataset',
+                    pipeline=[dict(type='TwoHandCropAfine')])))
+
+
+def test_hint_names_the_scope_that_was_searched():
+    """A misspelled mmdet name inside an mmdet subtree: the hint lists
+    mmdet's own names, unprefixed (that is how the subtree spells them)."""
+    from mmengine.registry import MODELS as ROOT_MODELS
+    set_default_scope('mmhand2p')
+    with pytest.raises(KeyError, match=r'Close matches: CSPNeXt\b'):
+        ROOT_MODELS.build(dict(_scope_='mmdet', type='CSPNeXtt'))
+    # a plain mmengine build outside mmhand2p's scope gets it too
+    with pytest.raises(KeyError, match=r'Close matches: .*\bLinear\b'):
+        ROOT_MODELS.build(dict(_scope_='mmengine', type='Linearr'))
+    assert DefaultScope.get_current_instance().scope_name == 'mmhand2p'
