@@ -3,6 +3,8 @@
 #
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options...]
 #
+# GPUS processes, one per GPU; without CUDA, CPU processes with gloo (as in
+# dist_train.sh).
 # Environment: NNODES, NODE_RANK, MASTER_ADDR, PORT (as in dist_train.sh),
 # PYTHON (default: python).
 set -euo pipefail

@@ -3,6 +3,10 @@
 #
 #   bash tools/dist_train.sh CONFIG GPUS [train.py options...]
 #
+# GPUS processes per machine, one per GPU. On a machine without CUDA they are
+# CPU processes talking through gloo (tools/train.py switches the config's
+# nccl backend to gloo and logs it), e.g. 2 processes:
+#   bash tools/dist_train.sh CONFIG 2
 # Several machines: run it on every node with the same MASTER_ADDR / PORT,
 # NNODES = number of nodes and NODE_RANK = 0 .. NNODES-1, e.g.
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.1.1.1 bash tools/dist_train.sh CFG 8

@@ -6,6 +6,8 @@
 # Environment: GPUS (total, default 8), GPUS_PER_NODE (default 8, or GPUS if
 # smaller), CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun options, e.g.
 # "--quotatype=auto" or "--time=2-00:00:00"), PYTHON (default: python).
+# GPU nodes only: without CUDA, train.py refuses --launcher slurm with a
+# message (CPU processes: tools/dist_train.sh, torchrun with gloo).
 set -euo pipefail
 
 if [ $# -lt 4 ]; then

@@ -163,6 +163,10 @@ def main(argv=None) -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
+    # torchrun without CUDA: gloo, CPU processes (else mmengine's init_dist
+    # calls torch.cuda.set_device); refuses slurm / mpi with a message
+    from mmhand2p.utils.dist_env import setup_cpu_distributed
+    setup_cpu_distributed(cfg)
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
