@@ -19,13 +19,18 @@ Checkpoints written by mmengine without this patch still need
 saving a checkpoint with mmengine's Runner and loading it until no class was
 refused (``tests/test_engine/test_checkpoint_resume.py`` keeps it true).
 """
-from typing import List
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 __all__ = [
     'checkpoint_safe_globals', 'register_checkpoint_safe_globals',
-    'patch_history_buffer_pickling'
+    'patch_history_buffer_pickling', 'checkpoint_is_complete',
+    'latest_complete_checkpoint'
 ]
 
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -89,3 +94,78 @@ def register_checkpoint_safe_globals() -> bool:
         return False
     add(checkpoint_safe_globals())
     return True
+
+
+def checkpoint_is_complete(path: str) -> bool:
+    """Whether ``path`` is a whole checkpoint, not one cut short.
+
+    ``torch.save`` writes a zip archive whose central directory comes last,
+    so a file cut short by a kill has none and fails to open; the members it
+    lists must also lie inside the file. Directories (DeepSpeed
+    checkpoints) count as complete when they exist. A file in torch's
+    legacy (non-zip) format is loaded to find out. No CRC is checked
+    (``torch.serialization.set_crc32_options(False)`` writes none).
+    """
+    if osp.isdir(path):
+        return True
+    if not osp.isfile(path):
+        return False
+    size = osp.getsize(path)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return False
+        if not any(i.filename.endswith('data.pkl') for i in infos):
+            return False
+        return all(i.header_offset + i.compress_size <= size for i in infos)
+    try:
+        import torch
+        register_checkpoint_safe_globals()
+        torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure means unusable
+        return False
+    return True
+
+
+def _step_of(name: str, patterns: Sequence[str]) -> Optional[int]:
+    for pattern in patterns:
+        prefix, _, suffix = pattern.partition('{}')
+        m = re.fullmatch(
+            re.escape(prefix) + r'(\d+)' + re.escape(suffix), name)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def latest_complete_checkpoint(
+    folders: Sequence[str],
+    patterns: Sequence[str] = ('iter_{}.pth', 'epoch_{}.pth'),
+    exclude: Sequence[str] = ()
+) -> Optional[str]:
+    """The complete checkpoint with the highest step number in ``folders``.
+
+    Args:
+        folders (Sequence[str]): where to look (missing ones are skipped).
+        patterns (Sequence[str]): file name templates with one ``{}`` for
+            the step (``CheckpointHook.filename_tmpl``).
+        exclude (Sequence[str]): paths not to return (known to be bad).
+
+    Returns:
+        str | None: the path, or None when no complete checkpoint exists.
+    """
+    excluded = {osp.abspath(p) for p in exclude}
+    found = []
+    for folder in dict.fromkeys(folders):
+        if not folder or not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            step = _step_of(name, patterns)
+            path = osp.join(folder, name)
+            if step is not None and osp.abspath(path) not in excluded:
+                found.append((step, osp.getmtime(path), path))
+    for _, _, path in sorted(found, reverse=True):
+        if checkpoint_is_complete(path):
+            return path
+    return None
