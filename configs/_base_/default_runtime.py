@@ -5,8 +5,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # mmengine's CheckpointHook, but atomic: a kill mid-save keeps the
+    # previous checkpoint and last_checkpoint valid; refuses NaN weights
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # a NaN / Inf loss or gradient stops the run before the optimizer step,
+    # naming the iteration, loss terms and samples ('skip': skip the step)
+    finite_check=dict(type='FiniteLossHook', nonfinite='raise'),
     # draw every 50th val / test batch to work_dir/vis and the vis backends
     # (tools/test.py --show-dir DIR turns it on for one run):
     # visualization=dict(type='TwoHandVisualizationHook', interval=50),

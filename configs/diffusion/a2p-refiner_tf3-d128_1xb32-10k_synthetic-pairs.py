@@ -83,7 +83,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(
-        type='CheckpointHook', interval=2000, by_epoch=False,
+        type='SafeCheckpointHook', interval=2000, by_epoch=False,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

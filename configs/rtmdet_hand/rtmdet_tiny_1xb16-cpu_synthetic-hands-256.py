@@ -130,7 +130,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(
-        type='CheckpointHook',
+        type='mmhand2p.SafeCheckpointHook',
         by_epoch=False,
         interval=val_interval,
         max_keep_ckpts=2))

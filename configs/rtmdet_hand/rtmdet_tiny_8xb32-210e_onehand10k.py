@@ -142,7 +142,9 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(
-        type='CheckpointHook', interval=interval, max_keep_ckpts=3))
+        type='mmhand2p.SafeCheckpointHook',
+        interval=interval,
+        max_keep_ckpts=3))
 custom_hooks = [
     dict(
         type='EMAHook',

@@ -57,7 +57,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=2, max_keep_ckpts=1))
+    checkpoint=dict(type='SafeCheckpointHook', interval=2, max_keep_ckpts=1))
 custom_imports = dict(
     imports=[
         'mmhand2p.engine', 'mmhand2p.evaluation',

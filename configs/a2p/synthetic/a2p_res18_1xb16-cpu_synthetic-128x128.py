@@ -99,6 +99,6 @@ log_processor = dict(by_epoch=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=max_iters,
+        type='SafeCheckpointHook', by_epoch=False, interval=max_iters,
         max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -119,8 +119,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+    # mmhand2p's atomic CheckpointHook (a kill mid-save keeps the previous
+    # checkpoint and last_checkpoint valid; refuses NaN weights)
+    checkpoint=dict(
+        type='mmhand2p.SafeCheckpointHook', interval=10, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # a NaN / Inf loss or gradient stops the run before the optimizer step
+    finite_check=dict(type='mmhand2p.FiniteLossHook', nonfinite='raise'),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(
     cudnn_benchmark=False,
