@@ -60,12 +60,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmhand2p.utils.fileio import file_sha256
+from mmhand2p.utils.fileio import atomic_write, file_sha256, fsync_dir
 
 __all__ = [
     'CACHE_FORMAT', 'CACHE_VERSION', 'PriorFeatureCache',
     'PriorFeatureCacheWriter', 'teacher_config_hash', 'file_sha256',
-    'teacher_checkpoint_hashes', 'relative_crop_theta', 'warp_feature_maps'
+    'teacher_checkpoint_hashes', 'relative_crop_theta', 'warp_feature_maps',
+    'recover_interrupted_commit'
 ]
 
 CACHE_FORMAT = 'mmhand2p.prior_feature_cache'
@@ -217,16 +218,82 @@ def warp_feature_maps(feats: Tensor,
 # ----------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------
+def _temporaries(parent: str, name: str) -> List[Tuple[str, str]]:
+    """``(entry, pid)`` of the writers' temporary folders for cache
+    ``name`` in ``parent`` (``.NAME.tmp-PID`` and ``.NAME.tmp-PID.old``)."""
+    prefix = f'.{name}.tmp-'
+    if not osp.isdir(parent):
+        return []
+    out = []
+    for entry in sorted(os.listdir(parent)):
+        if entry.startswith(prefix):
+            pid = entry[len(prefix):]
+            out.append(
+                (entry, pid[:-len('.old')] if pid.endswith('.old') else pid))
+    return out
+
+
+def _writer_alive(pid: str) -> bool:
+    """Whether the writer process ``pid`` (a string) still runs (this
+    process does not count: its own leftovers are stale)."""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def recover_interrupted_commit(root: str) -> Optional[str]:
+    """Put back the cache at ``root`` when a writer was killed between
+    the two renames of :meth:`PriorFeatureCacheWriter.commit`.
+
+    With ``root`` missing, the newest complete (``index.json`` written) new
+    cache ``.NAME.tmp-PID`` of a writer that no longer runs is renamed to
+    ``root`` (and its writer's ``.NAME.tmp-PID.old`` removed); failing
+    that, the replaced cache ``.NAME.tmp-PID.old``. A no-op when ``root``
+    exists or nothing complete is left.
+
+    Returns:
+        str | None: the folder that was renamed to ``root``, if any.
+    """
+    root = osp.abspath(root)
+    if osp.exists(root):
+        return None
+    parent, name = osp.split(root)
+    new, old = [], []
+    for entry, pid in _temporaries(parent, name):
+        path = osp.join(parent, entry)
+        if _writer_alive(pid) or not osp.isfile(osp.join(path, INDEX_FILE)):
+            continue
+        (old if entry.endswith('.old') else new).append(path)
+    for candidates in (new, old):
+        if candidates:
+            chosen = max(candidates, key=osp.getmtime)
+            os.rename(chosen, root)
+            fsync_dir(parent)
+            if candidates is new:
+                # what the killed writer was about to delete
+                shutil.rmtree(chosen + '.old', ignore_errors=True)
+            return chosen
+    return None
+
+
 class PriorFeatureCacheWriter:
     """Write a cache all-or-nothing.
 
     Everything goes into a hidden temporary folder next to ``root``
-    (``.NAME.tmp-PID``); :meth:`commit` writes ``index.json`` last and
-    renames the folder into place, :meth:`abort` (also called on any
-    exception inside a ``with`` block, ``KeyboardInterrupt`` included)
-    deletes it. A process killed outright leaves only the hidden folder,
-    which is never read as a cache and which the next writer for the same
-    ``root`` removes.
+    (``.NAME.tmp-PID``); :meth:`commit` ``fsync``-s every file, writes
+    ``index.json`` last and renames the folder into place, :meth:`abort`
+    (also called on any exception inside a ``with`` block,
+    ``KeyboardInterrupt`` included) deletes it. A process killed outright
+    leaves only the hidden folder, which is never read as a cache and which
+    the next writer for the same ``root`` removes. Replacing a cache takes
+    two renames (old -> ``.NAME.tmp-PID.old``, new -> ``root``); a kill
+    between them is repaired by :func:`recover_interrupted_commit`, which
+    the next writer and reader of ``root`` run: the complete new cache (or,
+    failing that, the old one) is renamed into place.
 
     Args:
         root (str): the cache folder to create.
@@ -259,6 +326,7 @@ class PriorFeatureCacheWriter:
         self.num_variants = num_variants
         parent, name = osp.split(self.root)
         os.makedirs(parent, exist_ok=True)
+        recover_interrupted_commit(self.root)
         self._remove_stale(parent, name)
         self.tmp = osp.join(parent, f'.{name}.tmp-{os.getpid()}')
         if osp.exists(self.tmp):
@@ -279,20 +347,11 @@ class PriorFeatureCacheWriter:
 
     @staticmethod
     def _remove_stale(parent: str, name: str) -> None:
-        """Remove temporary folders of killed writers for the same cache."""
-        prefix = f'.{name}.tmp-'
-        for entry in os.listdir(parent):
-            if not entry.startswith(prefix):
-                continue
-            pid = entry[len(prefix):]
-            alive = False
-            if pid.isdigit():
-                try:
-                    os.kill(int(pid), 0)
-                    alive = int(pid) != os.getpid()
-                except (OSError, ValueError):
-                    alive = False
-            if not alive:
+        """Remove temporary folders of killed writers for the same cache
+        (after :func:`recover_interrupted_commit` has put back a cache whose
+        commit was cut short)."""
+        for entry, pid in _temporaries(parent, name):
+            if not _writer_alive(pid):
                 shutil.rmtree(osp.join(parent, entry), ignore_errors=True)
 
     def write(self, rows: Sequence[int], variant: int,
@@ -354,9 +413,13 @@ class PriorFeatureCacheWriter:
             self.features[p].flush()
             del self.features[p]
         self.features = {}
-        np.save(osp.join(self.tmp, 'crop_affine.npy'), self.crop_affine)
-        np.save(osp.join(self.tmp, 'img_ids.npy'), self.img_ids)
-        with open(osp.join(self.tmp, 'img_paths.txt'), 'w') as f:
+        # every file on disk (fsync) before index.json marks the folder
+        # complete; the memory-mapped features were flushed (msync) above
+        with atomic_write(osp.join(self.tmp, 'crop_affine.npy')) as f:
+            np.save(f, self.crop_affine)
+        with atomic_write(osp.join(self.tmp, 'img_ids.npy')) as f:
+            np.save(f, self.img_ids)
+        with atomic_write(osp.join(self.tmp, 'img_paths.txt'), 'w') as f:
             f.write('\n'.join(self.img_paths) + '\n')
         index = dict(
             format=CACHE_FORMAT,
@@ -366,15 +429,19 @@ class PriorFeatureCacheWriter:
             variants=list(VARIANTS[:self.num_variants]),
             dtype='float16')
         index.update(_jsonable(meta))
-        with open(osp.join(self.tmp, INDEX_FILE), 'w') as f:
+        with atomic_write(osp.join(self.tmp, INDEX_FILE), 'w') as f:
             json.dump(index, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        fsync_dir(self.tmp)
+        parent = osp.dirname(self.root)
         old = None
         if osp.exists(self.root):
+            # a kill between these two renames leaves no root: the next
+            # writer or reader puts the complete new cache in place
+            # (recover_interrupted_commit)
             old = f'{self.tmp}.old'
             os.rename(self.root, old)
         os.rename(self.tmp, self.root)
+        fsync_dir(parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self.done = True
@@ -411,6 +478,8 @@ class PriorFeatureCache:
     def __init__(self, root: str) -> None:
         self.root = osp.abspath(osp.expanduser(str(root)))
         self.index_file = osp.join(self.root, INDEX_FILE)
+        if not osp.isfile(self.index_file):
+            recover_interrupted_commit(self.root)
         if not osp.isfile(self.index_file):
             tmp = [
                 e for e in os.listdir(osp.dirname(self.root))
