@@ -24,7 +24,9 @@ Writing: every output file is written to a temporary name and moved into
 place with ``os.replace`` (atomic on POSIX and Windows within a file
 system); :class:`StagedOutputs` stages all files of one image in a temporary
 folder and moves them only once every file was written, so a failure leaves
-none of them behind.
+none of them behind, and a failure while moving them puts the files of an
+earlier run back exactly as they were. Text is written as UTF-8 (file names
+with any characters end up in OBJ headers and JSON).
 """
 import json
 import os
@@ -32,6 +34,7 @@ import os.path as osp
 import re
 import shutil
 import tempfile
+import time
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -42,7 +45,8 @@ from mmhand2p.utils.fileio import atomic_write_bytes
 __all__ = [
     'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS', 'load_image', 'to_bgr_uint8',
     'vis_scale', 'atomic_write_bytes', 'write_obj', 'read_obj', 'imencode',
-    'StagedOutputs', 'RESULT_SCHEMA_PATH', 'RESULT_SCHEMA_VERSION',
+    'StagedOutputs', 'OutputsNotRestoredError', 'remove_stale_staging',
+    'check_out_dir', 'RESULT_SCHEMA_PATH', 'RESULT_SCHEMA_VERSION',
     'load_result_schema', 'validate_result'
 ]
 
@@ -208,14 +212,14 @@ def write_obj(path: str,
         lines += [f'# {c}' for c in comment.splitlines()]
     lines += [f'v {x:.6f} {y:.6f} {z:.6f}' for x, y, z in v.tolist()]
     lines += [f'f {a} {b} {c}' for a, b, c in (f + 1).tolist()]
-    atomic_write_bytes(path, ('\n'.join(lines) + '\n').encode('ascii'))
+    atomic_write_bytes(path, ('\n'.join(lines) + '\n').encode('utf-8'))
 
 
 def read_obj(path: str):
     """Vertices ``(V, 3)`` and 0-based triangle faces ``(F, 3)`` of an OBJ
     file (``v`` and ``f`` records only; ``f a/b/c`` forms accepted)."""
     verts, faces = [], []
-    with open(path, encoding='ascii') as f:
+    with open(path, encoding='utf-8') as f:
         for line in f:
             parts = line.split()
             if not parts:
@@ -230,16 +234,143 @@ def read_obj(path: str):
             np.asarray(faces, np.int64).reshape(-1, 3))
 
 
+def check_out_dir(out_dir: str) -> str:
+    """Check, before any work, that outputs can be written to ``out_dir``.
+
+    The folder may not exist yet (it is created when the first file is
+    written; nothing is created here): then its nearest existing parent is
+    checked. A probe file is created there and removed again.
+
+    Args:
+        out_dir (str): the output folder.
+
+    Returns:
+        str: its absolute path.
+
+    Raises:
+        ValueError: ``out_dir`` (or a parent of it) is a file, or the
+            folder cannot be written to (the message has the OS's reason).
+    """
+    path = osp.abspath(os.fspath(out_dir))
+    probe_dir = path
+    while not osp.exists(probe_dir):
+        parent = osp.dirname(probe_dir)
+        if parent == probe_dir:
+            break
+        probe_dir = parent
+    if not osp.isdir(probe_dir):
+        where = 'is a file' if probe_dir == path else \
+            f'cannot be created: {probe_dir!r} is a file, not a folder'
+        raise ValueError(f'output folder {path!r} {where}; give a folder '
+                         '(existing or to be created) to write into')
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.write_probe_', dir=probe_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(
+            f'output folder {path!r}: cannot write into {probe_dir!r} '
+            f'({e.strerror or e}); give a folder you can write to') from e
+    return path
+
+
+#: staging folders of other processes older than this (seconds) are taken
+#: as left by a killed run and removed (one image's files are staged for
+#: well under a second; see :func:`remove_stale_staging`)
+STALE_STAGING_AGE_S = 600.0
+_STAGING_PREFIX = '.staging_'
+
+
+def _host_tag() -> str:
+    """8 hex digits of this machine's name (staging folders of another
+    machine sharing the folder are judged by age only)."""
+    import hashlib
+    import socket
+    return hashlib.sha1(socket.gethostname().encode('utf-8',
+                                                    'replace')).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> Optional[bool]:
+    """Whether process ``pid`` runs on this machine; None: cannot tell."""
+    if os.name == 'nt':  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return None
+    return True
+
+
+def remove_stale_staging(out_dir: str,
+                         max_age_s: float = STALE_STAGING_AGE_S) -> List[str]:
+    """Remove the ``.staging_*`` folders that killed runs left in
+    ``out_dir``; returns their paths.
+
+    A staging folder is named ``.staging_<pid>@<host>_<random>``. It is
+    removed when its process is gone (same machine, PID not running) or
+    when it is older than ``max_age_s`` (its last change; also for folders
+    of other machines and of older versions without a PID). A concurrent
+    run writing into the same folder keeps its staging folder.
+    """
+    removed: List[str] = []
+    if not osp.isdir(out_dir):
+        return removed
+    host, now = _host_tag(), time.time()
+    for name in os.listdir(out_dir):
+        if not name.startswith(_STAGING_PREFIX):
+            continue
+        path = osp.join(out_dir, name)
+        if osp.islink(path) or not osp.isdir(path):
+            continue
+        match = re.match(r'\.staging_(\d+)@([0-9a-f]{8})_', name)
+        alive = None
+        if match and match.group(2) == host:
+            alive = _pid_alive(int(match.group(1)))
+        try:
+            age = now - osp.getmtime(path)
+        except OSError:
+            continue
+        if alive is False or (age > max_age_s and
+                              (alive is None
+                               or int(match.group(1)) != os.getpid())):
+            shutil.rmtree(path, ignore_errors=True)
+            if not osp.exists(path):
+                removed.append(path)
+    return removed
+
+
+class OutputsNotRestoredError(OSError):
+    """A failed commit could not put every earlier output back; the
+    message says which files and where their backups are kept."""
+
+
 class StagedOutputs:
     """All output files of one image, committed together or not at all.
 
-    Files are written into a temporary folder inside ``out_dir``; on a clean
-    exit of the ``with`` block they are moved into ``out_dir`` one by one
-    with ``os.replace`` (each move is atomic), and files of an earlier run
+    Files are written into a staging folder inside ``out_dir``
+    (``.staging_<pid>@<host>_<random>/new``). On a clean exit of the
+    ``with`` block they are moved into ``out_dir`` one by one with
+    ``os.replace`` (each move is atomic), and files of an earlier run
     matching ``stale_patterns`` that this run did not write are removed (a
-    re-run that finds fewer hands leaves no old meshes). When the block
-    raises, the temporary folder is deleted and ``out_dir`` is left as it
-    was; if a move itself fails, the files already moved are removed again.
+    re-run that finds fewer hands leaves no old meshes).
+
+    The commit is all or nothing: an earlier file about to be replaced is
+    first hard-linked (or, where links are not supported, copied) into the
+    staging folder's ``old`` folder, a stale one is moved there; if any move
+    fails, every replaced or removed earlier file is put back from its
+    backup and the files that did not exist before are removed, so
+    ``out_dir`` is exactly as it was. The backups are dropped only once
+    every move succeeded. If even putting back fails,
+    :class:`OutputsNotRestoredError` names the files and keeps the staging
+    folder with the backups. When the block raises, the staging folder is
+    deleted and ``out_dir`` is not touched.
+
+    Staging folders of killed runs are removed on entry
+    (:func:`remove_stale_staging`).
 
     Example::
 
@@ -262,47 +393,102 @@ class StagedOutputs:
 
     def __enter__(self) -> 'StagedOutputs':
         os.makedirs(self.out_dir, exist_ok=True)
-        self._tmp = tempfile.mkdtemp(prefix='.staging_', dir=self.out_dir)
+        remove_stale_staging(self.out_dir)
+        self._tmp = tempfile.mkdtemp(
+            prefix=f'{_STAGING_PREFIX}{os.getpid()}@{_host_tag()}_',
+            dir=self.out_dir)
+        os.mkdir(osp.join(self._tmp, 'new'))
+        os.mkdir(osp.join(self._tmp, 'old'))
         return self
 
     def path(self, name: str) -> str:
         """Where to write the output file ``name`` (a plain file name)."""
         if self._tmp is None:
             raise RuntimeError('StagedOutputs.path() outside the with block')
-        if osp.basename(name) != name or name in ('', '.', '..'):
-            raise ValueError(f'output names must be plain file names, got '
-                             f'{name!r}')
-        return osp.join(self._tmp, name)
+        if osp.basename(name) != name or name in ('', '.', '..') or \
+                name.startswith(_STAGING_PREFIX):
+            raise ValueError(f'output names must be plain file names (not '
+                             f'{_STAGING_PREFIX}*), got {name!r}')
+        return osp.join(self._tmp, 'new', name)
 
-    def _commit(self) -> None:
-        names = sorted(os.listdir(self._tmp))
-        moved: List[str] = []
+    @staticmethod
+    def _backup(src: str, bak: str) -> None:
+        """``bak`` = the file ``src`` (a hard link, or a copy)."""
+        try:
+            os.link(src, bak)
+        except OSError:
+            shutil.copy2(src, bak)
+
+    def _commit(self) -> bool:
+        """Move the staged files in; returns True. On failure: restore and
+        raise (the staging folder is to be kept when restoring failed)."""
+        new, old = osp.join(self._tmp, 'new'), osp.join(self._tmp, 'old')
+        names = sorted(os.listdir(new))
+        keep = set(names)
+        stale = sorted(
+            n for n in os.listdir(self.out_dir) if n not in keep and any(
+                p.fullmatch(n) for p in self.stale_patterns)
+            and osp.isfile(osp.join(self.out_dir, n)))
+        backed_up: List[str] = []  # names whose earlier file is in old/
+        moved: List[str] = []  # names now in out_dir (new or removed)
         try:
             for name in names:
                 dst = osp.join(self.out_dir, name)
-                os.replace(osp.join(self._tmp, name), dst)
-                moved.append(dst)
-        except BaseException:
-            for dst in moved:
-                if osp.exists(dst):
-                    os.remove(dst)
+                if osp.lexists(dst):
+                    if osp.isdir(dst) and not osp.islink(dst):
+                        raise IsADirectoryError(
+                            f'cannot write {dst!r}: a folder of that name '
+                            'is in the way (rename or remove it)')
+                    self._backup(dst, osp.join(old, name))
+                    backed_up.append(name)
+                os.replace(osp.join(new, name), dst)
+                moved.append(name)
+            for name in stale:
+                os.replace(osp.join(self.out_dir, name), osp.join(old, name))
+                backed_up.append(name)
+                moved.append(name)
+        except BaseException as err:
+            failed = self._restore(moved, backed_up)
+            if failed:
+                raise OutputsNotRestoredError(
+                    f'writing the outputs into {self.out_dir!r} failed '
+                    f'({type(err).__name__}: {err}) and {len(failed)} '
+                    f'earlier file(s) could not be put back: {failed}; '
+                    f'their backups are in {old!r}') from err
             raise
-        self.written = moved
-        keep = set(names)
-        for name in os.listdir(self.out_dir):
-            if name in keep:
-                continue
-            if any(p.fullmatch(name) for p in self.stale_patterns):
-                path = osp.join(self.out_dir, name)
-                if osp.isfile(path):
-                    os.remove(path)
+        self.written = [osp.join(self.out_dir, n) for n in names]
+        return True
+
+    def _restore(self, moved: List[str], backed_up: List[str]) -> List[str]:
+        """Undo a partial commit; returns the names that could not be put
+        back."""
+        old = osp.join(self._tmp, 'old')
+        failed = []
+        for name in reversed(moved):
+            dst = osp.join(self.out_dir, name)
+            try:
+                if name in backed_up:
+                    os.replace(osp.join(old, name), dst)
+                elif osp.lexists(dst):
+                    os.remove(dst)
+            except OSError:
+                failed.append(name)
+        # a backup taken just before its move failed: the earlier file was
+        # not touched (a hard link or a copy), nothing to restore
+        return failed
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        keep_staging = False
         try:
             if exc_type is None:
-                self._commit()
+                try:
+                    self._commit()
+                except OutputsNotRestoredError:
+                    keep_staging = True
+                    raise
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            if not keep_staging:
+                shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         return False
 
