@@ -7,10 +7,24 @@ Examples::
     python tools/train.py CONFIG
     python tools/train.py CONFIG --work-dir work_dirs/exp1 --amp
     python tools/train.py CONFIG --resume                 # latest checkpoint
+    # a checkpoint of your choice: iter_N.pth for iteration-based configs
+    # (the synthetic ones, train_cfg.by_epoch=False), epoch_N.pth for
+    # epoch-based ones (the InterHand2.6M ones)
+    python tools/train.py CONFIG --resume work_dirs/exp1/iter_2000.pth
     python tools/train.py CONFIG --resume work_dirs/exp1/epoch_3.pth
     python tools/train.py CONFIG --cfg-options train_cfg.max_epochs=5 \\
         train_dataloader.batch_size=16
     bash tools/dist_train.sh CONFIG 8                     # 8 GPUs (torchrun)
+
+Interruptions: checkpoints are written atomically (``SafeCheckpointHook``
+in every config), so a run killed at any moment, even in the middle of a
+save, resumes with ``--resume`` from its last complete checkpoint; a
+``last_checkpoint`` that names a missing or truncated file (left by an
+older, non-atomic hook) falls back to the newest complete checkpoint in the
+work dir. A NaN / Inf loss or gradient stops the run before the optimizer
+step, naming the iteration, the loss terms and the samples
+(``FiniteLossHook``); ``--cfg-options
+default_hooks.finite_check.nonfinite=skip`` skips such steps instead.
 
 See ``docs/user_guides/train_and_test.md``.
 """
@@ -142,6 +156,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                 f'--resume: checkpoint {args.resume} not found (give an '
                 'existing .pth, or --resume alone for the latest checkpoint '
                 'in the work dir)')
+        from mmhand2p.engine.checkpoint import (checkpoint_is_complete,
+                                                latest_complete_checkpoint)
+        if not checkpoint_is_complete(args.resume):
+            newest = latest_complete_checkpoint([osp.dirname(args.resume)])
+            hint = (f'resume from {newest}, the newest complete one in its '
+                    'folder' if newest else 'no complete checkpoint is left '
+                    'in its folder')
+            raise ValueError(
+                f'--resume: {args.resume} is truncated or not a checkpoint '
+                f'(a save cut short by a kill?); {hint}')
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg

@@ -152,3 +152,31 @@ def test_kill_during_save_then_resume_equals_uninterrupted(tmp_path):
     assert sorted(run_losses) == [3, 4, 5, 6]
     assert run_losses == {i: ref_losses[i] for i in (3, 4, 5, 6)}
     assert len(set(ref_losses.values())) == 6  # the losses do change
+
+
+def test_resume_from_a_truncated_checkpoint_names_a_complete_one(tmp_path):
+    import importlib.util
+
+    import pytest
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location('_train_tool', TRAIN)
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+
+    good, bad = tmp_path / 'iter_2.pth', tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {'w': torch.ones(1000)}}, good)
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, bad)
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])  # a save cut short
+
+    def merged(path):
+        args = train_tool.parse_args(['toy.py', '--resume', str(path)])
+        return train_tool.merge_args(
+            Config(dict(work_dir=str(tmp_path))), args)
+
+    with pytest.raises(ValueError) as e:
+        merged(bad)
+    assert 'iter_4.pth is truncated' in str(e.value)
+    assert f'resume from {good}' in str(e.value)
+    cfg = merged(good)
+    assert cfg.resume and cfg.load_from == str(good)
