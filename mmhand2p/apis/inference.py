@@ -20,6 +20,7 @@ one row per reconstructed hand: ``bboxes`` ``(N, 4)`` full-image pixels,
 left) pairs. For the higher-level interface (folders, videos, written
 outputs) see :class:`~mmhand2p.apis.Hand2PInferencer`.
 """
+import logging
 import os
 import os.path as osp
 from typing import List, Optional, Sequence, Union
@@ -33,8 +34,8 @@ from mmhand2p.structures import HandDataSample
 from .io import load_image
 
 __all__ = [
-    'init_model', 'inference_image', 'inference_images', 'build_batch',
-    'find_mano_layer', 'mesh_faces'
+    'init_model', 'load_weights', 'check_intrinsics', 'inference_image',
+    'inference_images', 'build_batch', 'find_mano_layer', 'mesh_faces'
 ]
 
 ImageType = Union[str, os.PathLike, np.ndarray]
@@ -47,10 +48,78 @@ def _check_file(path: str, what: str) -> None:
         raise FileNotFoundError(f'{what} not found: {path!r}')
 
 
+def load_weights(model: nn.Module,
+                 checkpoint: str,
+                 strict: bool = True,
+                 what: str = 'checkpoint') -> dict:
+    """Load a checkpoint file into a built model.
+
+    Args:
+        model (nn.Module): the model.
+        checkpoint (str): the file (``torch.load(weights_only=True)``,
+            mmengine checkpoint classes allow-listed); its ``state_dict``
+            (or the whole dict), ``module.`` prefixes removed.
+        strict (bool): every weight of the model must be in the file and
+            every weight of the file must belong to the model; False: load
+            what matches and log the rest as a warning (use it only for a
+            checkpoint you know differs, e.g. one without an optional part;
+            a file none of whose weights belong to the model is refused
+            even so).
+        what (str): how messages name the file.
+
+    Returns:
+        dict: the loaded checkpoint (its ``meta`` etc.).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CheckpointError: the file is empty, truncated or not a checkpoint;
+            or it does not fit the model: a weight of another shape (also
+            with ``strict=False``), or with ``strict`` missing / unexpected
+            weights (the first 10 of each and their counts are listed);
+            with ``strict=False`` still when not one weight matches.
+    """
+    import mmhand2p.engine  # noqa: F401 (checkpoint safe globals)
+    from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
+    from mmhand2p.utils.checkpoint import (CheckpointError,
+                                           describe_key_mismatch,
+                                           read_checkpoint, state_dict_of)
+    register_checkpoint_safe_globals()
+    checkpoint = os.fspath(checkpoint)
+    ckpt = read_checkpoint(checkpoint, what)
+    state = state_dict_of(ckpt, checkpoint, what)
+    name = type(model).__name__
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CheckpointError(
+            f'{what} {checkpoint!r} does not fit the {name} of the config '
+            f'(weights of other shapes: a checkpoint of another model?): '
+            f'{" ".join(str(e).split())[:1000]}') from e
+    if missing or unexpected:
+        text = describe_key_mismatch(list(missing), list(unexpected))
+        matched = len(state) - len(unexpected)
+        if strict or matched == 0:
+            hint = ' (or strict=False / --no-strict to load only the ' \
+                'matching weights)' if matched else ''
+            raise CheckpointError(
+                f'{what} {checkpoint!r} does not fit the {name} of the '
+                f'config ({matched} of its {len(state)} weights match, '
+                f'{text}): is it a checkpoint of this config? Pass the '
+                f'right checkpoint{hint}')
+        from mmengine.logging import print_log
+        print_log(
+            f'{what} {checkpoint!r} loaded non-strictly into {name}: '
+            f'{matched} of its {len(state)} weights match; {text}',
+            logger='current',
+            level=logging.WARNING)
+    return ckpt if isinstance(ckpt, dict) else {}
+
+
 def init_model(config: Union[str, os.PathLike, Config],
                checkpoint: Optional[str] = None,
                device: str = 'cpu',
-               cfg_options: Optional[dict] = None) -> nn.Module:
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> nn.Module:
     """Build the inference model of a config and load its weights.
 
     The model is built as :func:`~mmhand2p.apis.build_inference_model` does
@@ -59,7 +128,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     restored after the build (building an mmdet detector may switch it).
     Checkpoints load with ``torch.load(weights_only=True)``
     (:mod:`mmhand2p.engine.checkpoint` allow-lists what mmengine
-    checkpoints hold).
+    checkpoints hold) and strictly by default (:func:`load_weights`).
 
     Args:
         config (str | PathLike | Config): config file or object.
@@ -69,6 +138,9 @@ def init_model(config: Union[str, os.PathLike, Config],
         device (str): ``'cpu'``, ``'cuda:0'``...
         cfg_options (dict, optional): overrides merged into the config
             (``Config.merge_from_dict``).
+        strict (bool): the checkpoint must hold exactly the model's
+            weights (default); False loads the matching ones and warns
+            about the rest.
 
     Returns:
         nn.Module: the model in eval mode on ``device``; ``model.cfg`` is the
@@ -76,6 +148,9 @@ def init_model(config: Union[str, os.PathLike, Config],
 
     Raises:
         FileNotFoundError: the config or the checkpoint file is missing.
+        CheckpointError: the checkpoint is empty, truncated, not a
+            checkpoint, or (with ``strict``) not one of this model; the
+            message names the path and the differing keys.
     """
     import mmhand2p.engine  # noqa: F401 (checkpoint safe globals)
     from mmhand2p.utils import (keep_default_scope, register_all_modules,
@@ -102,9 +177,7 @@ def init_model(config: Union[str, os.PathLike, Config],
         model, notes = build_inference_model(config, test_mode=True)
     set_default_scope(scope)
     if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        ckpt = load_checkpoint(
-            model, checkpoint, map_location='cpu', logger='current')
+        ckpt = load_weights(model, checkpoint, strict)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']
@@ -132,6 +205,30 @@ def mesh_faces(model: nn.Module) -> np.ndarray:
     return find_mano_layer(model).faces.detach().cpu().numpy().astype(np.int64)
 
 
+def check_intrinsics(k, name: str = 'cam_intrinsics') -> np.ndarray:
+    """A camera matrix as ``(3, 3)`` float64, or a ValueError that says what
+    is allowed.
+
+    ``K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` in pixels: every entry
+    finite, ``fx > 0`` and ``fy > 0`` (a zero focal length makes ``K``
+    singular), the last row ``(0, 0, 1)``.
+    """
+    arr = np.asarray(k, dtype=np.float64)
+    if arr.shape != (3, 3):
+        raise ValueError(f'{name} must be a (3, 3) matrix [[fx, 0, cx], '
+                         f'[0, fy, cy], [0, 0, 1]], got shape {arr.shape}')
+    if not np.isfinite(arr).all():
+        raise ValueError(f'{name} must be finite (no NaN or inf), got '
+                         f'{arr.tolist()}')
+    if not (arr[0, 0] > 0 and arr[1, 1] > 0):
+        raise ValueError(f'{name}: the focal lengths fx = {arr[0, 0]:g} and '
+                         f'fy = {arr[1, 1]:g} (pixels) must both be > 0')
+    if arr[1, 0] != 0 or tuple(arr[2]) != (0.0, 0.0, 1.0):
+        raise ValueError(f'{name} must be [[fx, s, cx], [0, fy, cy], '
+                         f'[0, 0, 1]], got {arr.tolist()}')
+    return arr
+
+
 def build_batch(images: Sequence[np.ndarray],
                 img_paths: Optional[Sequence[Optional[str]]] = None,
                 cam_intrinsics: Optional[Sequence[Optional[np.ndarray]]] = None
@@ -142,7 +239,8 @@ def build_batch(images: Sequence[np.ndarray],
         images (sequence): ``(H_i, W_i, 3)`` uint8 BGR arrays (any sizes).
         img_paths (sequence, optional): per image, a path or None.
         cam_intrinsics (sequence, optional): per image, a ``(3, 3)`` matrix
-            or None (the model then assumes one).
+            (checked by :func:`check_intrinsics`) or None (the model then
+            assumes one).
 
     Returns:
         dict: ``inputs`` (list of ``(3, H, W)`` uint8 tensors, views of the
@@ -162,10 +260,7 @@ def build_batch(images: Sequence[np.ndarray],
             meta['img_path'] = img_paths[i]
         k = None if cam_intrinsics is None else cam_intrinsics[i]
         if k is not None:
-            k = np.asarray(k, np.float32)
-            if k.shape != (3, 3):
-                raise ValueError('cam_intrinsics must be a (3, 3) matrix, got '
-                                 f'shape {k.shape}')
+            k = check_intrinsics(k, 'cam_intrinsics').astype(np.float32)
             meta['cam_intrinsics'] = k
         samples.append(HandDataSample(metainfo=meta))
     return dict(inputs=inputs, data_samples=samples)

@@ -8,7 +8,6 @@ image's camera frame``. See ``docs/detect_reconstruct.md``.
 import copy
 import logging
 import os.path as osp
-import re
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -188,17 +187,21 @@ def resize_bilinear(img: Tensor, size: Tuple[int, int]) -> Tensor:
 # checkpoints of the parts
 # ----------------------------------------------------------------------------
 def read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
-    from mmengine.runner.checkpoint import _load_checkpoint
+    """The weights of a part's checkpoint file (``module.`` removed).
 
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: an empty, truncated or non-checkpoint file.
+    """
     from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
+    from mmhand2p.utils.checkpoint import read_checkpoint, state_dict_of
     register_checkpoint_safe_globals()
-    if not osp.isfile(path):
+    if '://' not in path and not osp.isfile(path):
         raise FileNotFoundError(
             f'DetectThenReconstruct: {what} checkpoint {path!r} does not '
             'exist')
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    name = f'DetectThenReconstruct: {what} checkpoint'
+    return state_dict_of(read_checkpoint(path, name), path, name)
 
 
 def _load_part(module: nn.Module,
@@ -215,20 +218,23 @@ def _load_part(module: nn.Module,
             k[len(prefix):]: v
             for k, v in state.items() if k.startswith(prefix)
         }
+    from mmhand2p.utils.checkpoint import CheckpointError
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise RuntimeError(f'DetectThenReconstruct: the {what} checkpoint '
-                           f'{path!r} does not match the {what} config: '
-                           f'{e}') from e
+        raise CheckpointError(
+            f'DetectThenReconstruct: the {what} checkpoint {path!r} does '
+            f'not match the {what} config: {" ".join(str(e).split())[:1000]}'
+        ) from e
     missing = [
         k for k in missing if not any(k.startswith(a) for a in allow_missing)
     ]
     if missing:
-        raise RuntimeError(
+        raise CheckpointError(
             f'DetectThenReconstruct: the {what} checkpoint {path!r} lacks '
             f'{len(missing)} weight(s) of the {what} config, e.g. '
-            f'{missing[:5]}: was it trained with this config?')
+            f'{missing[:5]} ({len(state) - len(unexpected)} of its '
+            f'{len(state)} weights match): was it trained with this config?')
     if unexpected:
         print_log(
             f'DetectThenReconstruct: {len(unexpected)} weight(s) of {path!r} '
