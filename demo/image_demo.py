@@ -16,10 +16,14 @@ and otherwise on whatever it is given (``docs/demo.md``)::
 Per image it writes ``{stem}_overlay.jpg``, ``{stem}_side.jpg``,
 ``{stem}_hand{i}_{right|left}.obj`` and ``{stem}.json`` into ``--out-dir``
 and prints what it found and how long each stage took. An image that fails
-(unreadable, not an image...) is reported, leaves no files, and makes the
-exit code 1 once the others are done.
+(unreadable, not an image...) is reported, leaves no files (and the files
+of an earlier run as they were), and makes the exit code 1 once the others
+are done. Bad options, an output folder that cannot be written, a missing,
+broken or mismatching checkpoint stop it before any image is processed,
+with exit code 2.
 """
 import argparse
+import math
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -91,10 +95,57 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=1280,
         help='longer side of the written pictures (larger photos are '
         'downscaled for drawing only); 0: no limit')
+    p.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load a checkpoint that does not match the config exactly '
+        '(only the matching weights; the others are listed in a warning)')
     args = p.parse_args(argv)
-    if args.batch_size < 1:
-        p.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    for message in _check_args(args):
+        p.error(message)  # exit code 2, with the usage
     return args
+
+
+def _check_args(args: argparse.Namespace) -> List[str]:
+    """What is wrong with the numeric options (empty: nothing)."""
+    errors = []
+    if args.batch_size < 1:
+        errors.append(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.max_vis_size < 0:
+        errors.append('--max-vis-size must be >= 0 (pixels; 0: no limit), '
+                      f'got {args.max_vis_size}')
+    thr = args.det_score_thr
+    if thr is not None and not 0.0 <= thr <= 1.0:  # NaN fails too
+        errors.append('--det-score-thr must be a detection score in [0, 1],'
+                      f' got {thr:g}')
+    if args.intrinsics is not None:
+        fx, fy, cx, cy = args.intrinsics
+        if not all(math.isfinite(v) for v in args.intrinsics):
+            errors.append('--intrinsics FX FY CX CY must be finite numbers '
+                          f'(pixels), got {fx:g} {fy:g} {cx:g} {cy:g}')
+        elif fx <= 0 or fy <= 0:
+            errors.append('--intrinsics: the focal lengths FX and FY must be '
+                          f'> 0 (pixels), got FX={fx:g} FY={fy:g}')
+    return errors
+
+
+def _check_device(device: str) -> Optional[str]:
+    """An error message if ``device`` cannot be used, else None."""
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        return f"--device {device!r} is not a device ({e}); use e.g. 'cpu' " \
+            "or 'cuda:0'"
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            return (f'--device {device}: CUDA is not available on this '
+                    "machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return (f'--device {device}: there are '
+                    f'{torch.cuda.device_count()} CUDA device(s) (0-'
+                    f'{torch.cuda.device_count() - 1})')
+    return None
 
 
 def _resolve(args: argparse.Namespace):
@@ -155,15 +206,34 @@ def _summary(rec: dict, out_dir: str) -> str:
     return '\n'.join(lines)
 
 
+def _one_line(err: BaseException) -> str:
+    return ' '.join(str(err).split())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the demo; returns the exit code (0 ok, 1 some image failed, 2
-    setup error)."""
+    setup error; a bad option exits with 2 from argparse)."""
+    for stream in (sys.stdout, sys.stderr):  # any file name can be printed
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(errors='backslashreplace')
     args = parse_args(argv)
     resolved = _resolve(args)
     if isinstance(resolved, str):
         print(f'error: {resolved}', file=sys.stderr)
         return EXIT_SETUP
     inputs, config, checkpoint = resolved
+
+    # everything that can be checked is checked before the model is built
+    from mmhand2p.apis.io import check_out_dir
+    try:
+        out_dir = check_out_dir(args.out_dir)
+    except ValueError as e:
+        print(f'error: --out-dir: {_one_line(e)}', file=sys.stderr)
+        return EXIT_SETUP
+    message = _check_device(args.device)
+    if message is not None:
+        print(f'error: {message}', file=sys.stderr)
+        return EXIT_SETUP
     if checkpoint is None:
         print(
             'warning: no --checkpoint: the model has random weights and its '
@@ -173,6 +243,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import numpy as np
 
     from mmhand2p.apis import Hand2PInferencer
+    from mmhand2p.utils.checkpoint import CheckpointError
     try:
         inferencer = Hand2PInferencer(
             config,
@@ -182,17 +253,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             det_score_thr=args.det_score_thr,
             batch_size=args.batch_size,
             show_progress=False,
-            max_vis_size=args.max_vis_size or None)
+            max_vis_size=args.max_vis_size or None,
+            strict=not args.no_strict)
+    except CheckpointError as e:
+        print(
+            f'error: cannot load the checkpoint: {_one_line(e)}',
+            file=sys.stderr)
+        return EXIT_SETUP
     except (FileNotFoundError, ValueError, KeyError, TypeError,
             RuntimeError) as e:
-        print(f'error: cannot build the model: {e}', file=sys.stderr)
+        print(
+            f'error: cannot build the model: {_one_line(e)}', file=sys.stderr)
         return EXIT_SETUP
     intrinsics = None
     if args.intrinsics is not None:
         fx, fy, cx, cy = args.intrinsics
         intrinsics = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
-    out_dir = osp.abspath(args.out_dir)
     done = failed = 0
     for rec in inferencer.iterate(
             inputs,
@@ -205,9 +282,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if rec['error'] is not None:
             failed += 1
             where = rec['path'] or rec['name']
-            print(
-                f'FAILED {where}: {rec["error"]} (no files written)',
-                file=sys.stderr)
+            kept = ('no files written; earlier outputs of this image left '
+                    'as they were') if rec['previous_kept'] else \
+                'earlier outputs NOT all restored, see the error'
+            print(f'FAILED {where}: {rec["error"]} ({kept})', file=sys.stderr)
             continue
         done += 1
         print(_summary(rec, out_dir), flush=True)

@@ -33,14 +33,16 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .inference import build_batch, init_model, mesh_faces
+from .inference import (build_batch, check_intrinsics, init_model,
+                        load_weights, mesh_faces)
 from .io import (IMAGE_EXTENSIONS, RESULT_SCHEMA_VERSION, VIDEO_EXTENSIONS,
-                 StagedOutputs, atomic_write_bytes, imencode, load_image,
-                 to_bgr_uint8, vis_scale, write_obj)
+                 OutputsNotRestoredError, StagedOutputs, atomic_write_bytes,
+                 check_out_dir, imencode, load_image, to_bgr_uint8, vis_scale,
+                 write_obj)
 
 __all__ = [
     'Hand2PInferencer', 'prediction_to_dict', 'draw_overlay', 'draw_side_view',
-    'HAND_SIDES'
+    'place_labels', 'box_label_layout', 'check_options', 'HAND_SIDES'
 ]
 
 #: label -> name (the hand axis: 0 right, 1 left)
@@ -326,22 +328,170 @@ def draw_overlay(image: np.ndarray,
             colors=colors,
             background=canvas[..., ::-1]).image
         canvas = np.ascontiguousarray(rgb[..., ::-1])
-    if bboxes is not None:
+    if bboxes is not None and len(labels):
         thick = max(1, int(round(min(canvas.shape[:2]) / 300)))
+        boxes = (np.asarray(bboxes, np.float64).reshape(-1, 4) + 0.5) * s \
+            - 0.5
+        texts = []
         for i in range(len(labels)):
             color = _BOX_COLORS[int(labels[i])]
-            x1, y1, x2, y2 = (
-                int(round((v + 0.5) * s - 0.5)) for v in bboxes[i])
+            x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
             cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thick,
                           cv2.LINE_AA)
             text = f'{i} {HAND_SIDES[int(labels[i])]}'
             if scores is not None:
                 text += f' {float(scores[i]):.2f}'
-            org = (x1, max(y1 - 4, 12))
-            for col, width in (((0, 0, 0), thick + 2), (color, thick)):
-                cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX,
-                            0.4 * thick, col, width, cv2.LINE_AA)
+            texts.append(text)
+        layout = box_label_layout(texts, boxes, canvas.shape[:2], thick)
+        for i, org in enumerate(layout['origins']):
+            if org is None:  # no room left in a tiny picture
+                continue
+            color = _BOX_COLORS[int(labels[i])]
+            for col, width in (((0, 0, 0), layout['outline']),
+                               (color, layout['thickness'])):
+                cv2.putText(canvas, texts[i], org, _FONT, layout['scale'], col,
+                            width, cv2.LINE_AA)
     return canvas
+
+
+# ---------------------------------------------------------------------------
+# box labels
+# ---------------------------------------------------------------------------
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: a rectangle ``(x, y, w, h)``: pixels ``[x, x + w) x [y, y + h)``
+Rect = Tuple[int, int, int, int]
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    """Whether two ``(x, y, w, h)`` rectangles (half-open pixel ranges
+    ``[x, x + w) x [y, y + h)``) share a pixel."""
+    return (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3]
+            and b[1] < a[1] + a[3])
+
+
+def place_labels(boxes: np.ndarray,
+                 sizes: Sequence[Tuple[int, int]],
+                 image_size: Tuple[int, int],
+                 gap: int = 2) -> List[Optional[Rect]]:
+    """Where to put one label per box so that no two labels overlap and
+    none leaves the image.
+
+    Each label goes to the first free place of: above its box (left
+    aligned, then right aligned), below it (left, right), inside its top
+    left corner, inside its bottom left corner; first among those that lie
+    inside the picture, then among the same moved inside (a box at the top
+    edge gets its label below it, or inside its top). If all of those are
+    taken (labels of boxes that share a corner), the free place nearest to
+    the first one on a grid over the whole picture (half a label apart),
+    e.g. stacked next to it. Labels are placed in order, so hand 0 keeps
+    the best place.
+
+    Args:
+        boxes (np.ndarray): ``(N, 4)`` ``x1, y1, x2, y2`` picture pixels.
+        sizes (sequence): ``N`` label sizes ``(w, h)`` in pixels.
+        image_size (tuple): ``(h, w)`` of the picture.
+        gap (int): pixels between a label outside its box and the box.
+
+    Returns:
+        list: per box, ``(x, y, w, h)`` (pixels ``[x, x + w) x [y, y +
+        h)``, inside ``[0, W) x [0, H)``, disjoint from the others), or
+        None where the label is larger than the picture or no free place
+        is left.
+    """
+    img_h, img_w = int(image_size[0]), int(image_size[1])
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    placed: List[Rect] = []
+    out: List[Optional[Rect]] = []
+    for (x1, y1, x2, y2), (w, h) in zip(boxes.tolist(), sizes):
+        w, h = int(w), int(h)
+        if w < 1 or h < 1 or w > img_w or h > img_h or \
+                not np.isfinite([x1, y1, x2, y2]).all():
+            out.append(None)
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in (x1, y1, x2, y2))
+        wanted = [(x1, y1 - gap - h), (x2 - w, y1 - gap - h),
+                  (x1, y2 + gap + 1), (x2 - w, y2 + gap + 1),
+                  (x1 + gap, y1 + gap), (x1 + gap, y2 - gap - h)]
+
+        def clamp(x: int, y: int) -> Rect:
+            return (min(max(x, 0), img_w - w), min(max(y, 0), img_h - h), w, h)
+
+        # first the places that fit as they are, then moved inside
+        fitting = [(x, y, w, h) for x, y in wanted
+                   if clamp(x, y)[:2] == (x, y)]
+        clamped = [clamp(x, y) for x, y in wanted]
+        rect = next((r for r in fitting + clamped
+                     if not any(_overlaps(r, p) for p in placed)), None)
+        if rect is None:  # the nearest free grid place to the first wish
+            x0, y0, _, _ = clamp(*wanted[0])
+            xs = np.unique(np.r_[np.arange(0, img_w - w + 1, max(1, w // 2)),
+                                 img_w - w, x0])
+            ys = np.unique(np.r_[np.arange(0, img_h - h + 1, max(1, h // 2)),
+                                 img_h - h, y0])
+            gx, gy = np.meshgrid(xs, ys)
+            order = np.argsort(
+                np.abs(gx - x0).ravel() + np.abs(gy - y0).ravel(),
+                kind='stable')
+            for j in order:
+                r = (int(gx.flat[j]), int(gy.flat[j]), w, h)
+                if not any(_overlaps(r, p) for p in placed):
+                    rect = r
+                    break
+        if rect is not None:
+            placed.append(rect)
+        out.append(rect)
+    return out
+
+
+def box_label_layout(texts: Sequence[str],
+                     boxes: np.ndarray,
+                     image_size: Tuple[int, int],
+                     thickness: int = 1,
+                     min_scale: float = 0.25) -> dict:
+    """Font size and places of the box labels of :func:`draw_overlay`.
+
+    The font starts at ``0.4 * thickness`` (the size used so far) and
+    shrinks (by 0.8 per step, down to ``min_scale``) until every label finds
+    a place (:func:`place_labels`); in a picture too small even then, the
+    labels without a place are left out.
+
+    Args:
+        texts (sequence of str): one label per box.
+        boxes (np.ndarray): ``(N, 4)`` ``x1, y1, x2, y2`` picture pixels.
+        image_size (tuple): ``(h, w)``.
+        thickness (int): the text's stroke; the black outline is 2 wider.
+
+    Returns:
+        dict: ``scale``, ``thickness``, ``outline`` (stroke widths),
+        ``rects`` (per label ``(x, y, w, h)`` that holds every pixel
+        ``cv2.putText`` draws, or None) and ``origins`` (per label the
+        ``putText`` origin, or None).
+    """
+    thickness = max(1, int(thickness))
+    outline = thickness + 2
+    scale = 0.4 * thickness
+    while True:
+        sizes, bases = [], []
+        for text in texts:
+            (tw, th), base = cv2.getTextSize(text, _FONT, scale, outline)
+            # the outline's round caps reach ~outline / 2 past the glyph box
+            pad = outline // 2 + 1
+            sizes.append((tw + 2 * pad, th + base + 2 * pad))
+            bases.append((pad, th + pad))
+        rects = place_labels(boxes, sizes, image_size)
+        if all(r is not None for r in rects) or scale <= min_scale:
+            break
+        scale = max(min_scale, scale * 0.8)
+    origins = [
+        None if r is None else (r[0] + dx, r[1] + dy)
+        for r, (dx, dy) in zip(rects, bases)
+    ]
+    return dict(
+        scale=scale,
+        thickness=thickness,
+        outline=outline,
+        rects=rects,
+        origins=origins)
 
 
 def draw_side_view(
@@ -391,6 +541,40 @@ def draw_side_view(
 
 
 # ---------------------------------------------------------------------------
+def check_options(det_score_thr: Optional[float] = None,
+                  batch_size: int = 1,
+                  max_vis_size: Optional[int] = None) -> None:
+    """Check the numeric options of :class:`Hand2PInferencer` (and the
+    demo) before any work; a ValueError says what is allowed.
+
+    Args:
+        det_score_thr (float, optional): None or a number in ``[0, 1]``.
+        batch_size (int): an integer >= 1.
+        max_vis_size (int, optional): None, 0 (no limit) or an integer
+            >= 1.
+    """
+    if det_score_thr is not None:
+        try:
+            thr = float(det_score_thr)
+        except (TypeError, ValueError):
+            thr = float('nan')
+        if not 0.0 <= thr <= 1.0:  # also False for NaN
+            raise ValueError('det_score_thr must be a detection score in [0, '
+                             f'1] (or None for the config\'s), got '
+                             f'{det_score_thr!r}')
+    integer = (int, np.integer)
+    if not isinstance(batch_size, integer) or isinstance(batch_size, bool) \
+            or batch_size < 1:
+        raise ValueError(f'batch_size must be an integer >= 1, got '
+                         f'{batch_size!r}')
+    if max_vis_size is not None and (not isinstance(max_vis_size, integer)
+                                     or isinstance(max_vis_size, bool)
+                                     or max_vis_size < 0):
+        raise ValueError('max_vis_size must be None or 0 (no limit) or an '
+                         f'integer >= 1 (pixels), got {max_vis_size!r}')
+
+
+# ---------------------------------------------------------------------------
 class Hand2PInferencer:
     """Two-hand reconstruction of images, folders and videos.
 
@@ -413,6 +597,16 @@ class Hand2PInferencer:
             limit.
         cfg_options (dict, optional): config overrides (``model`` given as
             a config).
+        strict (bool): the weights must be exactly the model's (default);
+            False loads the matching ones and warns about the rest
+            (:func:`~mmhand2p.apis.inference.load_weights`).
+
+    Raises:
+        ValueError: an option out of range (checked before the model is
+            built; the message says what is allowed).
+        FileNotFoundError: the config or the weights file is missing.
+        CheckpointError: the weights file is empty, truncated, not a
+            checkpoint or (with ``strict``) not one of this model.
     """
 
     def __init__(self,
@@ -424,21 +618,22 @@ class Hand2PInferencer:
                  batch_size: int = 1,
                  show_progress: bool = True,
                  max_vis_size: Optional[int] = 1280,
-                 cfg_options: Optional[dict] = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+                 cfg_options: Optional[dict] = None,
+                 strict: bool = True) -> None:
+        check_options(
+            det_score_thr=det_score_thr,
+            batch_size=batch_size,
+            max_vis_size=max_vis_size)
         if isinstance(model, nn.Module):
             if weights is not None:
-                from mmengine.runner import load_checkpoint
-
-                import mmhand2p.engine  # noqa: F401 (safe globals)
                 if not osp.isfile(weights):
                     raise FileNotFoundError(
                         f'checkpoint file not found: {weights!r}')
-                load_checkpoint(model, weights, map_location='cpu')
+                load_weights(model, weights, strict)
             self.model = model.to(device).eval()
         else:
-            self.model = init_model(model, weights, device, cfg_options)
+            self.model = init_model(model, weights, device, cfg_options,
+                                    strict)
         if hasattr(self.model, 'refine'):
             self.model.refine = bool(refine)
         if det_score_thr is not None:
@@ -449,7 +644,7 @@ class Hand2PInferencer:
         self.refine = bool(refine)
         self.batch_size = int(batch_size)
         self.show_progress = show_progress
-        self.max_vis_size = max_vis_size
+        self.max_vis_size = max_vis_size or None
         self.faces = mesh_faces(self.model)
 
     # ------------------------------------------------------------------
@@ -469,8 +664,8 @@ class Hand2PInferencer:
         refine_ms = stages.get('refinement')
         timing = dict(
             detector=stages['detector'] / n,
-            reconstruction=(total - stages['detector'] -
-                            (refine_ms or 0.0)) / n,
+            reconstruction=(total - stages['detector'] - (refine_ms or 0.0)) /
+            n,
             refinement=None if refine_ms is None else refine_ms / n)
         return samples, timing
 
@@ -567,12 +762,29 @@ class Hand2PInferencer:
         """Process ``inputs`` and yield one record per image as it is done
         (see :meth:`__call__` for the arguments).
 
+        ``out_dir`` and ``cam_intrinsics`` are checked when this is called,
+        before any image is read (:func:`~mmhand2p.apis.io.check_out_dir`,
+        :func:`~mmhand2p.apis.inference.check_intrinsics`).
+
         Yields:
             dict: ``name``, ``path``, ``frame``, ``prediction`` (the result
             dict, None if the image failed), ``visualization`` (``overlay``
             and ``side`` RGB arrays, or None), ``error`` (None, or the
-            message of the image's failure) and ``files`` (written paths).
+            message of the image's failure), ``files`` (written paths) and
+            ``previous_kept`` (False only when a failed commit could not
+            put back the files of an earlier run, see
+            :class:`~mmhand2p.apis.io.StagedOutputs`; the error then says
+            where their backups are).
         """
+        if cam_intrinsics is not None:
+            cam_intrinsics = check_intrinsics(cam_intrinsics, 'cam_intrinsics')
+        if out_dir is not None:
+            out_dir = check_out_dir(out_dir)
+        return self._iterate(inputs, out_dir, return_vis, save_mesh, save_json,
+                             side_view, skip_errors, cam_intrinsics)
+
+    def _iterate(self, inputs, out_dir, return_vis, save_mesh, save_json,
+                 side_view, skip_errors, cam_intrinsics) -> Iterator[dict]:
         sources, total = _expand(inputs)
         bar = None
         if self.show_progress:
@@ -595,7 +807,8 @@ class Hand2PInferencer:
                 prediction=None,
                 visualization=None,
                 error=f'{type(err).__name__}: {err}',
-                files=[])
+                files=[],
+                previous_kept=not isinstance(err, OutputsNotRestoredError))
 
         def run(batch) -> Iterator[dict]:
             """``batch``: (item, stem, image, t_start) tuples."""
@@ -624,6 +837,7 @@ class Hand2PInferencer:
                     path=item.path,
                     frame=item.frame,
                     error=None,
+                    previous_kept=True,
                     **rec)
 
         batch = []
@@ -679,8 +893,13 @@ class Hand2PInferencer:
                 on; False: raise (files of earlier images stay, the failed
                 image leaves none).
             cam_intrinsics (np.ndarray, optional): ``(3, 3)`` intrinsics of
-                every input; None: the model assumes a camera (recorded as
-                ``camera.assumed`` in the result).
+                every input (``fx, fy > 0``, finite); None: the model assumes
+                a camera (recorded as ``camera.assumed`` in the result).
+
+        Raises:
+            ValueError: before any image is read: ``out_dir`` is a file or
+                cannot be created or written to, or ``cam_intrinsics`` is
+                not a valid camera matrix.
 
         Returns:
             dict: ``predictions`` (list of result dicts, one per processed
