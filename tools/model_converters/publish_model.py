@@ -17,24 +17,27 @@ writes ``work_dirs/rtmdet_hand_nano/published/rtmdet-nano_hand-<sha8>.pth``.
 A float16 file loads into a float32 model as usual
 (``mmengine.runner.load_checkpoint``, ``tools/test.py``, ``load_from``): the
 values are cast back to the parameters' dtype on copy. The file is written
-to a temporary name in the output folder and renamed only when complete.
+through :func:`mmhand2p.utils.fileio.atomic_write` (a temporary name in the
+output folder, ``fsync``, rename): a kill at any moment leaves either no
+release file or a complete one, and nothing else is removed or replaced.
 """
 import argparse
+import hashlib
+import io
 import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
 
 try:
-    from mmhand2p.utils.fileio import file_sha256
+    from mmhand2p.utils.fileio import atomic_write_bytes
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(
         0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-    from mmhand2p.utils.fileio import file_sha256
+    from mmhand2p.utils.fileio import atomic_write_bytes
 
 #: the checkpoint entries a release keeps
 KEPT_KEYS = ('state_dict', 'meta')
@@ -126,23 +129,15 @@ def publish_checkpoint(in_file: str,
     os.makedirs(out_dir, exist_ok=True)
     stem, ext = osp.splitext(osp.basename(out_file))
     ext = ext or '.pth'
-    # same folder as the result, so the rename below is atomic
-    fd, tmp_path = tempfile.mkstemp(
-        prefix=f'.{stem}-', suffix='.tmp', dir=out_dir)
-    os.close(fd)
-    try:
-        # mkstemp creates the file private (0600); a release is as readable
-        # as any new file
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        torch.save(released, tmp_path)
-        sha = file_sha256(tmp_path)
-        final = osp.join(out_dir, f'{stem}-{sha[:8]}{ext}')
-        os.replace(tmp_path, final)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
+    # the name holds the hash of the bytes: serialise first, then write
+    # them atomically (temporary file in out_dir, fsync, rename)
+    with io.BytesIO() as buf:
+        torch.save(released, buf)
+        data = buf.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    final = osp.join(out_dir, f'{stem}-{sha[:8]}{ext}')
+    atomic_write_bytes(final, data)
+    del data
     if verbose:
         before, after = osp.getsize(in_file), osp.getsize(final)
         print(f'{in_file}: {_human_size(before)}')

@@ -280,7 +280,10 @@ def merge_part_checkpoints(detector_checkpoint: str,
     meta = dict(
         detector_checkpoint=osp.abspath(detector_checkpoint),
         reconstructor_checkpoint=osp.abspath(reconstructor_checkpoint))
-    torch.save(dict(state_dict=state, meta=meta), out_file)
+    # atomic (temporary file, fsync, rename): a kill never leaves a partial
+    # out_file, and an earlier out_file stays until the new one is complete
+    from mmhand2p.utils.fileio import atomic_torch_save
+    atomic_torch_save(dict(state_dict=state, meta=meta), out_file)
     return out_file
 
 
