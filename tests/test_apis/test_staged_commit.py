@@ -210,3 +210,27 @@ def test_stale_staging_folders_are_removed(tmp_path):
         own = osp.basename(osp.dirname(osp.dirname(staged.path('a'))))
         assert own.startswith(f'.staging_{os.getpid()}@{host}_')
         assert set(os.listdir(out)) == kept | {'x.json', own}
+
+
+def test_sigkilled_writer_leaves_staging_that_the_next_run_cleans(tmp_path):
+    """A real SIGKILL in the middle of staging (a subprocess kills itself):
+    its hidden staging folder stays; the next StagedOutputs removes it and
+    the earlier outputs are untouched."""
+    out = str(tmp_path / 'out')
+    before = _previous(out)
+    script = (
+        'import os, signal\n'
+        'from mmhand2p.apis.io import StagedOutputs, atomic_write_bytes\n'
+        f'with StagedOutputs({out!r}, []) as staged:\n'
+        "    atomic_write_bytes(staged.path('x.json'), b'half')\n"
+        '    os.kill(os.getpid(), signal.SIGKILL)\n')
+    proc = subprocess.Popen([sys.executable, '-c', script])
+    assert proc.wait() == -9
+    left = [n for n in os.listdir(out) if n.startswith('.staging_')]
+    assert len(left) == 1 and left[0].startswith(f'.staging_{proc.pid}@')
+    with StagedOutputs(out, PATTERNS) as staged:
+        atomic_write_bytes(staged.path('x.json'), b'{"run": 2}')
+    after = _snapshot(out)
+    assert not any(n.startswith('.staging_') for n in after)
+    assert after['x.json'] == b'{"run": 2}'
+    assert after['y.json'] == before['y.json']
