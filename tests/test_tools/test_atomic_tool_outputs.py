@@ -108,3 +108,32 @@ def test_detect_reconstruct_combined_checkpoint_is_atomic(
     state = torch.load(target, map_location='cpu', weights_only=True)
     assert torch.equal(state['state_dict']['detector.weight'],
                        training_ckpt[1].weight)
+
+
+def test_make_demo_checkpoints_keeps_the_previous_file_until_complete(
+        tmp_path, monkeypatch):
+    tool = _tool('tools/misc/make_demo_checkpoints.py')
+    state = {'detector.w': torch.ones(4), 'reconstructor.w': torch.zeros(4)}
+    # the parts' loading and the strict check are test_make_demo_checkpoints'
+    monkeypatch.setattr(tool, 'assemble', lambda *a: dict(state))
+    monkeypatch.setattr(tool, 'check_strict', lambda s, c: 8)
+    out = tmp_path / 'ckpts' / 'default.pth'
+    out.parent.mkdir()
+    out.write_bytes(b'the shipped checkpoint')
+    argv = [
+        '--detector', 'd.pth', '--reconstructor', 'r.pth', '--out',
+        str(out)
+    ]
+    with monkeypatch.context() as m:
+        _fail_fsync(m)
+        with pytest.raises(OSError, match='disk full'):
+            tool.main(argv)
+    assert os.listdir(out.parent) == ['default.pth']
+    assert out.read_bytes() == b'the shipped checkpoint'
+    seen = _watch_fsync(monkeypatch, out.parent)
+    assert tool.main(argv) == 0
+    assert seen == [['default.pth']]  # synced before the rename
+    ckpt = torch.load(out, map_location='cpu', weights_only=True)
+    assert ckpt['state_dict']['detector.w'].dtype == torch.float16
+    assert torch.equal(ckpt['state_dict']['detector.w'].float(), torch.ones(4))
+    assert os.listdir(out.parent) == ['default.pth']

@@ -10,8 +10,10 @@ refiner run) become one ``DetectThenReconstruct`` state dict (keys
 tensors stored as float16 (they are cast back to float32 on load). The
 result must load *strictly* into the model of ``--config``: a key that is
 missing or left over, or a shape that differs, stops the tool before
-anything is written. The file is written to a temporary name and renamed
-when complete::
+anything is written. The file is written atomically
+(:func:`mmhand2p.utils.fileio.atomic_torch_save`: a temporary name in the
+output folder, ``fsync``, rename), so a kill leaves the previous file or the
+new one, never a partial file::
 
     python tools/misc/make_demo_checkpoints.py \\
         --detector work_dirs/rtmdet_hand_nano/iter_N.pth \\
@@ -20,13 +22,9 @@ when complete::
         --out demo/resources/checkpoints/hand2p_default_synthetic.pth
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
-
-import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO, 'configs/detect_reconstruct/'
@@ -108,18 +106,8 @@ def main(argv=None) -> int:
             reconstructor=args.reconstructor,
             refiner=args.refiner),
         dtype='float32' if args.fp32 else 'float16')
-    out_dir = osp.dirname(osp.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(dict(state_dict=state, meta=meta), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, args.out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    from mmhand2p.utils.fileio import atomic_torch_save
+    atomic_torch_save(dict(state_dict=state, meta=meta), args.out)
     size = osp.getsize(args.out) / 2**20
     print(f'{args.out}: {n / 1e6:.2f}M values, {size:.1f} MiB '
           f'({meta["dtype"]})')
