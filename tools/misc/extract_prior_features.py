@@ -28,9 +28,14 @@ neck resample them onto an augmented crop
 (:mod:`mmhand2p.models.teachers.feature_cache`).
 
 All-or-nothing: the cache is written into a hidden temporary folder next to
-``--out`` and renamed into place when every sample is done; an error,
-Ctrl-C or SIGTERM deletes the temporary folder (a SIGKILL leaves it, hidden,
-and the next run for the same ``--out`` removes it). There is no resuming:
+``--out`` (every file ``fsync``-ed, ``index.json`` last) and renamed into
+place when every sample is done; an error, Ctrl-C or SIGTERM deletes the
+temporary folder (a SIGKILL leaves it, hidden, and the next run for the same
+``--out`` removes it). With ``--overwrite`` the old cache stays in place
+until the new one is complete; a SIGKILL between moving the old one aside
+and the new one in is repaired by the next run or the first training that
+opens the cache (the complete new cache is put in place). There is no
+resuming:
 the synthetic training split (6000 images, 2 variants) took 30 minutes on
 a busy 2-core CPU; for InterHand2.6M-size sets run it on a GPU.
 """
