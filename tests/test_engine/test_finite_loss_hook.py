@@ -67,7 +67,8 @@ def test_nan_sample_stops_the_run_naming_iteration_term_and_sample(tmp_path):
     with pytest.raises(NonFiniteLossError) as e:
         runner.train()
     msg = str(e.value)
-    assert 'non-finite loss' in msg and 'iteration 3' in msg
+    assert 'non-finite loss' in msg and 'iteration 3;' in msg
+    assert '(epoch' not in msg  # an iteration-based loop
     assert 'loss_fit=nan' in msg and 'loss_reg' not in msg
     # the sample whose annotation is NaN is named, with the field
     assert 'toy_005.png (target)' in msg and 'toy_004.png' not in msg
@@ -181,3 +182,12 @@ def test_batch_sample_ids():
     assert ids['all'] == ['a.png', '7', '3', '#3 of the batch']
     assert ids['nonfinite'] == ['7 (gt_hands.transl)', '3 (inputs)']
     assert batch_sample_ids(None) == dict(all=[], nonfinite=[])
+
+
+def test_epoch_based_message_names_the_epoch(tmp_path):
+    cfg = _cfg(tmp_path, 0, nan_at=(5, ))
+    cfg['train_cfg'] = dict(by_epoch=True, max_epochs=2)
+    cfg['default_hooks']['checkpoint'] = dict(type='SafeCheckpointHook')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(NonFiniteLossError, match=r'iteration 3 \(epoch 1\)'):
+        runner.train()

@@ -361,8 +361,11 @@ class FiniteLossHook(Hook):
         runner = self._runner
         it = runner.iter + 1 if runner is not None else '?'
         where = f'iteration {it}'
-        if runner is not None and getattr(runner.train_loop, 'max_epochs',
-                                          None) is not None:
+        # IterBasedTrainLoop also has max_epochs (1): name the epoch only
+        # where the loop counts epochs
+        from mmengine.runner import EpochBasedTrainLoop
+        if runner is not None and isinstance(runner.train_loop,
+                                             EpochBasedTrainLoop):
             where += f' (epoch {runner.epoch + 1})'
         ids = batch_sample_ids(self._batch)
         if ids['nonfinite']:
