@@ -328,3 +328,24 @@ def test_atomic_backend_keeps_the_old_file_when_a_write_fails(
     monkeypatch.undo()
     AtomicLocalBackend().put_text('new text', str(path))
     assert path.read_text() == 'new text'
+
+
+def test_out_dir_saves_and_resume_fallback(tmp_path):
+    work_dir, out_root = tmp_path / 'work', tmp_path / 'store'
+    out_dir = out_root / 'work'  # out_dir + the work dir's last folder
+    kw = dict(interval=2, max_keep_ckpts=2, out_dir=str(out_root))
+    Runner.from_cfg(_cfg(work_dir, 4, **kw)).train()
+    assert _pth(out_dir) == ['iter_2.pth', 'iter_4.pth']
+    assert _pth(work_dir) == []
+    with open(work_dir / 'last_checkpoint') as f:
+        assert f.read().strip() == str(out_dir / 'iter_4.pth')
+    _truncate(out_dir / 'iter_4.pth')
+    runner = Runner.from_cfg(_cfg(work_dir, 6, resume=True, **kw))
+    starts = []
+    train_step = runner.model.train_step
+    runner.model.train_step = lambda data, optim_wrapper: (starts.append(
+        runner.iter), train_step(data, optim_wrapper))[1]
+    runner.train()
+    assert starts == [2, 3, 4, 5]  # from out_dir/iter_2.pth
+    assert _pth(out_dir) == ['iter_4.pth', 'iter_6.pth']
+    assert checkpoint_is_complete(str(out_dir / 'iter_4.pth'))
