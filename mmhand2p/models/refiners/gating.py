@@ -99,6 +99,25 @@ class TwoHandGate:
                                     self._closed[1][0])
         return vol * 1e6  # m^3 -> cm^3
 
+    def _volumes(self, vertices: Tensor, faces: Tensor) -> np.ndarray:
+        """PenVol (cm^3) of ``(N, 2, V, 3)`` hands; a sample whose PenVol
+        fails (a degenerate prediction) gets ``inf`` (refine it) by itself:
+        the batch is retried one sample at a time, so one bad sample does
+        not open the gate for the others."""
+        try:
+            return np.asarray(self._penvol(vertices, faces), np.float64)
+        except ValueError as e:
+            if len(vertices) == 1:
+                print_log(
+                    f'TwoHandGate: PenVol failed ({e}); refining this sample',
+                    logger='current',
+                    level=logging.WARNING)
+                return np.full(1, np.inf)
+        return np.concatenate([
+            self._volumes(vertices[i:i + 1], faces)
+            for i in range(len(vertices))
+        ])
+
     def __call__(self, vertices: Tensor, faces: Tensor,
                  boxes: Optional[Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Decide per sample.
@@ -132,16 +151,8 @@ class TwoHandGate:
             info['num_pairs'] = pairs
             mask &= pairs >= self.min_pairs
         else:
-            try:
-                vol_sub = torch.as_tensor(
-                    self._penvol(vertices[idx], faces), dtype=torch.float32)
-            except ValueError as e:  # a degenerate prediction: refine it
-                print_log(
-                    f'TwoHandGate: PenVol failed ({e}); refining these '
-                    'samples',
-                    logger='current',
-                    level=logging.WARNING)
-                vol_sub = torch.full((len(idx), ), float('inf'))
+            vol_sub = torch.as_tensor(
+                self._volumes(vertices[idx], faces), dtype=torch.float32)
             vol = torch.zeros(bsz, device=mask.device)
             vol[idx] = vol_sub.to(mask.device)
             info['volume'] = vol

@@ -1,14 +1,17 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """DDIM sampling of an x0-predicting diffusion model, with gradient
 guidance on the predicted clean sample (A2P stage 2)."""
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from .schedule import CosineNoiseSchedule
 
-__all__ = ['ddim_step', 'GuidedDDIMSampler']
+__all__ = ['ddim_step', 'standard_normal', 'GuidedDDIMSampler']
+
+#: one generator for the whole batch, or one per sample
+Generators = Union[torch.Generator, Sequence[torch.Generator]]
 
 #: ``denoise_fn(x_t (B, D), t (B,) long, cond (B, D)) -> x0_hat (B, D)``
 DenoiseFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -57,6 +60,43 @@ def ddim_step(x_t: Tensor,
     return out
 
 
+def standard_normal(like: Tensor,
+                    generator: Optional[Generators] = None) -> Tensor:
+    """Standard normal noise shaped like ``like`` ``(B, D)``.
+
+    With a sequence of B generators, row ``b`` is drawn from generator
+    ``b`` alone (``(D,)`` float32 on that generator's device, then moved to
+    ``like``'s device and dtype), so a sample's noise does not depend on the
+    other rows of the batch. With one generator (or None: the global one)
+    the ``(B, D)`` tensor is drawn at once.
+
+    Args:
+        like (Tensor): ``(B, D)`` shape, device and dtype to match.
+        generator (torch.Generator | sequence, optional): see above.
+
+    Returns:
+        Tensor: ``(B, D)``.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(
+            like.shape,
+            generator=generator,
+            device=like.device,
+            dtype=like.dtype)
+    gens = list(generator)
+    if len(gens) != like.shape[0]:
+        raise ValueError(f'standard_normal: {len(gens)} generators for '
+                         f'{like.shape[0]} samples (one per sample)')
+    if not gens:
+        return like.new_empty(like.shape)
+    rows = [
+        torch.randn(
+            like.shape[1:], generator=g, device=g.device,
+            dtype=torch.float32).to(like.device) for g in gens
+    ]
+    return torch.stack(rows).to(like.dtype)
+
+
 class GuidedDDIMSampler:
     """DDIM with collision-gradient guidance on the x0 estimate.
 
@@ -67,8 +107,14 @@ class GuidedDDIMSampler:
     2. guidance, on the guided steps: ``num_iters`` times
        ``x0_hat -= weight * grad_{x0_hat} sum_b L_b(x0_hat)`` (``L_b`` the
        per-sample collision loss of the decoded hands, so each sample's
-       update is independent of the others in the batch);
+       update is independent of the others in the batch; the ``max_update``
+       clip is per sample too, and the early exit when no sample collides
+       only skips zero updates);
     3. ``x_{t_{k+1}} = ddim_step(x_{t_k}, x0_hat, ...)``.
+
+    Noise (the start and, with ``eta > 0``, every step's) comes from
+    :func:`standard_normal`: with one generator per sample, each sample's
+    result is independent of the batch it is in.
 
     The output is the last ``x0_hat`` (= ``x_{-1}``). With ``weight = 0`` or
     no guidance function it is plain DDIM, step for step.
@@ -138,7 +184,7 @@ class GuidedDDIMSampler:
                cond: Tensor,
                schedule: CosineNoiseSchedule,
                guidance_fn: Optional[GuidanceFn] = None,
-               generator: Optional[torch.Generator] = None,
+               generator: Optional[Generators] = None,
                x_init: Optional[Tensor] = None,
                trajectory: Optional[List[Tensor]] = None) -> Tensor:
         """Run the sampler.
@@ -148,8 +194,9 @@ class GuidedDDIMSampler:
             cond (Tensor): ``(B, D)`` normalised condition.
             schedule (CosineNoiseSchedule): the noise schedule.
             guidance_fn (callable, optional): ``x0_hat -> (B,)`` losses.
-            generator (torch.Generator, optional): for the start noise and
-                ``eta > 0``.
+            generator (torch.Generator | sequence, optional): for the start
+                noise and ``eta > 0``: one for the batch, or one per sample
+                (:func:`standard_normal`).
             x_init (Tensor, optional): ``(B, D)`` ``x_{start_t}`` instead of
                 the configured start.
             trajectory (list, optional): receives ``x0_hat`` of every step.
@@ -162,11 +209,7 @@ class GuidedDDIMSampler:
         bsz = cond.shape[0]
 
         def randn():
-            return torch.randn(
-                cond.shape,
-                generator=generator,
-                device=cond.device,
-                dtype=cond.dtype)
+            return standard_normal(cond, generator)
 
         if x_init is None:
             z = randn()

@@ -1,8 +1,11 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """A2P stage 2: the penetration-aware two-hand diffusion refiner."""
+import hashlib
 import logging
+import math
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import (Any, Dict, List, Mapping, NamedTuple, Optional, Sequence,
+                    Union)
 
 import numpy as np
 import torch
@@ -20,10 +23,20 @@ from .sampler import GuidedDDIMSampler
 
 __all__ = [
     'TwoHandParams', 'encode_two_hands', 'decode_two_hands', 'param_dims',
-    'load_param_stats', 'TwoHandDiffusionRefiner'
+    'load_param_stats', 'NOISE_IDENTITY_KEYS', 'CONDITION_KEY_GRID',
+    'sample_seed', 'noise_key_from_metainfo', 'content_noise_key',
+    'condition_noise_keys', 'TwoHandDiffusionRefiner'
 ]
 
 _POSE_6D_DIMS = 16 * 6
+
+#: metainfo keys that name a sample, in this order, for its sampling noise.
+#: ``sample_idx`` is left out on purpose: it is a position in a (filtered,
+#: subset) dataset, so it would tie the noise to the dataset's composition.
+NOISE_IDENTITY_KEYS = ('img_path', 'img_id', 'frame_idx')
+#: grid (in units of the training std) of the normalised condition when the
+#: condition itself names the sample (see :func:`condition_noise_keys`)
+CONDITION_KEY_GRID = 1e-3
 
 
 def param_dims(num_betas: int = 10) -> int:
@@ -123,6 +136,126 @@ def load_param_stats(files: Union[str, Sequence[str]]):
     return mean, np.sqrt(var), count
 
 
+# ----------------------------------------------------------------------
+# per-sample sampling noise: a seed from the refiner's seed and the
+# sample's identity, so a sample's result does not depend on its batch
+# ----------------------------------------------------------------------
+def sample_seed(seed: int, key: str) -> int:
+    """64-bit seed of one sample's generator.
+
+    The first 8 bytes (little-endian) of ``sha256(f'{seed}\\0{key}')``:
+    the same in every process and on every machine (Python's ``hash`` of a
+    string is salted per process).
+
+    Args:
+        seed (int): the refiner's fixed seed.
+        key (str): the sample's identity (:func:`noise_key_from_metainfo`,
+            :func:`content_noise_key`, :func:`condition_noise_keys`).
+
+    Returns:
+        int: in ``[0, 2^64)``.
+    """
+    digest = hashlib.sha256(f'{int(seed)}\0{key}'.encode('utf-8')).digest()
+    return int.from_bytes(digest[:8], 'little')
+
+
+def _plain(value: Any) -> Any:
+    """Numpy / torch scalars as Python numbers (``np.int64(5)`` -> 5)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, Tensor)) and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def noise_key_from_metainfo(metainfo: Mapping) -> Optional[str]:
+    """A sample's identity from its data sample's metainfo.
+
+    ``noise_key`` when present (set by the reconstructors, e.g.
+    ``DetectThenReconstruct``: the image's content and the pair's index);
+    otherwise the :data:`NOISE_IDENTITY_KEYS` present, as ``'img_path=a.jpg|
+    img_id=5|frame_idx=2'``; None when there are none.
+
+    Args:
+        metainfo (Mapping): e.g. ``data_sample.metainfo``.
+
+    Returns:
+        str | None
+    """
+    key = metainfo.get('noise_key')
+    if key is not None:
+        return str(key)
+    parts = [
+        f'{name}={_plain(metainfo[name])}' for name in NOISE_IDENTITY_KEYS
+        if metainfo.get(name) is not None
+    ]
+    return '|'.join(parts) if parts else None
+
+
+def content_noise_key(x: Union[Tensor, np.ndarray],
+                      max_elements: int = 1 << 22) -> str:
+    """A sample's identity from the content of an array (an image, a
+    network input).
+
+    The SHA-256 of its shape, dtype and values (in C order, whatever the
+    memory layout). Above ``max_elements`` values the last two axes are
+    subsampled with the smallest stride ``s`` that fits (``x[..., ::s,
+    ::s]``, e.g. every 6th row and column of an 8000 x 6000 photo), which
+    bounds the cost; equal arrays still give equal keys.
+
+    Args:
+        x (Tensor | np.ndarray): any shape and device.
+        max_elements (int): values hashed at most (about).
+
+    Returns:
+        str: ``'content:<hex>'``.
+    """
+    t = torch.as_tensor(x).detach()
+    if t.dtype == torch.bfloat16:  # no numpy dtype
+        t = t.float()
+    shape = tuple(t.shape)
+    step = 1
+    if t.dim() >= 2 and t.numel() > max_elements:
+        step = math.ceil(math.sqrt(t.numel() / max_elements))
+        t = t[..., ::step, ::step]
+    arr = np.ascontiguousarray(t.cpu().numpy())
+    h = hashlib.sha256(f'{shape}|{arr.dtype.str}|{step}|'.encode('utf-8'))
+    h.update(arr.data)
+    return f'content:{h.hexdigest()}'
+
+
+def condition_noise_keys(cond_norm: Tensor,
+                         grid: float = CONDITION_KEY_GRID) -> List[str]:
+    """Identities of samples that have no name: their normalised
+    conditions on a grid.
+
+    Each row is rounded to multiples of ``grid`` (in units of the training
+    std), and the SHA-256 of the integers is the key. The rounding keeps the
+    key (and so the noise) when the condition changes in its last bits,
+    e.g. because a batched stage-1 network rounds differently; it cannot
+    guarantee it (a value next to a grid boundary can still cross it, with
+    a probability of about ``D * |change| / grid`` per sample), which is
+    why a name (``img_path``, ``noise_key``) comes first. Different
+    samples that round alike share their noise, which is harmless: each
+    one's noise is still standard normal.
+
+    Args:
+        cond_norm (Tensor): ``(B, D)`` normalised conditions.
+        grid (float): the rounding step.
+
+    Returns:
+        list[str]: B keys ``'condition:<hex>'``.
+    """
+    q = torch.nan_to_num(
+        cond_norm.detach().double().cpu() / grid,
+        nan=0.0,
+        posinf=1e15,
+        neginf=-1e15).round().clamp(-1e15, 1e15).long().numpy().astype('<i8')
+    return [
+        'condition:' + hashlib.sha256(row.tobytes()).hexdigest() for row in q
+    ]
+
+
 @MODELS.register_module()
 class TwoHandDiffusionRefiner(BaseModel):
     """Penetration-aware two-hand diffusion refiner (A2P stage 2,
@@ -170,8 +303,23 @@ class TwoHandDiffusionRefiner(BaseModel):
         keep_unrefined (bool): ``refine`` also stores the stage-1
             ``vertices`` / ``joints_3d`` as ``unrefined_vertices`` /
             ``unrefined_joints_3d`` (before/after comparisons).
-        seed (int, optional): seed of the sampling noise (reproducible
-            test results); None uses the global generator.
+        seed (int, optional): seed of the sampling noise. Each sample draws
+            its noise from its own generator, seeded with
+            :func:`sample_seed` of ``seed`` and the sample's identity (see
+            :meth:`refine`), so a sample's result does not depend on the
+            batch it is in (its composition, order, size, or the number of
+            devices). None uses the global generator for the whole batch
+            (not reproducible across batchings).
+        batch_invariant (bool): refine (gate, sample, decode) one sample at
+            a time, so that a sample's result is the same, bit for bit, in
+            any batch (on the CPU). Batched float arithmetic rounds
+            differently for different batches (in the last bits), and the
+            collision guidance, whose pair selection is discontinuous, can
+            amplify such differences to millimetres (3 of 16 random
+            penetrating scenes, up to 9 mm: ``docs/diffusion_refiner.md``);
+            the reconstructors then run stage 1 one sample at a time too.
+            Defaults to True; False refines the gated samples as one batch
+            (about 4x faster for 16 samples on one CPU thread).
         loss_weight (float): weight of the diffusion loss.
         data_preprocessor (dict, optional): defaults to
             ``BaseDataPreprocessor`` (moves the pair tensors to the device).
@@ -194,6 +342,7 @@ class TwoHandDiffusionRefiner(BaseModel):
                  frozen: bool = False,
                  keep_unrefined: bool = True,
                  seed: Optional[int] = 0,
+                 batch_invariant: bool = True,
                  loss_weight: float = 1.0,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
@@ -222,6 +371,7 @@ class TwoHandDiffusionRefiner(BaseModel):
         self.std_min = std_min
         self.keep_unrefined = keep_unrefined
         self.seed = seed
+        self.batch_invariant = bool(batch_invariant)
         self.loss_weight = loss_weight
         self.register_buffer('x_mean', torch.zeros(self.dims))
         self.register_buffer('x_std', torch.ones(self.dims))
@@ -358,45 +508,100 @@ class TwoHandDiffusionRefiner(BaseModel):
                                             self.body_model.faces)
         return self.guidance_loss.loss_weight * res.loss
 
-    def _generator(self, device) -> Optional[torch.Generator]:
+    def sample_generators(self, keys: Sequence[str]) -> List[torch.Generator]:
+        """One CPU generator per sample, seeded with :func:`sample_seed` of
+        ``seed`` and the sample's key.
+
+        The noise is drawn on the CPU and moved to the model's device, so it
+        is the same on every device.
+        """
         if self.seed is None:
-            return None
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(self.seed))
-        return gen
+            raise ValueError('TwoHandDiffusionRefiner.sample_generators: '
+                             'seed is None (the global generator is used)')
+        gens = []
+        for key in keys:
+            gen = torch.Generator()
+            gen.manual_seed(sample_seed(self.seed, key))
+            gens.append(gen)
+        return gens
 
     @torch.no_grad()
     def sample(self,
                cond: Tensor,
-               generator: Optional[torch.Generator] = None,
-               trajectory: Optional[list] = None) -> Tensor:
+               generator: Optional[Union[torch.Generator,
+                                         Sequence[torch.Generator]]] = None,
+               trajectory: Optional[list] = None,
+               keys: Optional[Sequence[Optional[str]]] = None) -> Tensor:
         """Refined raw parameters for raw conditions.
+
+        The denoiser runs in eval mode (no dropout) whatever the module's
+        mode. With ``batch_invariant`` each sample is sampled by itself.
 
         Args:
             cond (Tensor): ``(B, D)`` raw parameters of the input hands.
-            generator (torch.Generator, optional): sampling noise; defaults
-                to one seeded with ``seed``.
+            generator (torch.Generator | list, optional): the sampling noise,
+                given explicitly: one generator for the whole batch (its
+                ``(B, D)`` draws depend on the batch) or B generators, one
+                per sample. By default, with a ``seed``, one generator per
+                sample from ``keys``.
             trajectory (list, optional): receives the normalised x0
                 estimates of every step.
+            keys (list, optional): B sample identities (strings; None
+                entries, or no list, fall back to
+                :func:`condition_noise_keys` of the normalised condition).
 
         Returns:
             Tensor: ``(B, D)`` raw parameters.
         """
         self._check_stats()
-        if generator is None:
-            generator = self._generator(cond.device)
+        cond_norm = self.normalize(cond)
+        if generator is not None and not isinstance(generator,
+                                                    torch.Generator):
+            generator = list(generator)
+        if generator is None and self.seed is not None:
+            keys = [None] * len(cond) if keys is None else list(keys)
+            if len(keys) != len(cond):
+                raise ValueError(f'TwoHandDiffusionRefiner.sample: '
+                                 f'{len(keys)} keys for {len(cond)} samples')
+            if any(k is None for k in keys):
+                fallback = condition_noise_keys(cond_norm)
+                keys = [
+                    fb if k is None else k for k, fb in zip(keys, fallback)
+                ]
+            generator = self.sample_generators(keys)
         guidance = self.guidance_fn if self.guidance_loss is not None else None
-        x0 = self.sampler.sample(
-            self.denoiser,
-            self.normalize(cond),
-            self.schedule,
-            guidance,
-            generator,
-            trajectory=trajectory)
+
+        def run(c, gen, traj):
+            return self.sampler.sample(
+                self.denoiser,
+                c,
+                self.schedule,
+                guidance,
+                gen,
+                trajectory=traj)
+
+        was_training = self.denoiser.training
+        self.denoiser.eval()
+        try:
+            if self.batch_invariant and len(cond_norm) > 1:
+                outs, trajs = [], []
+                for i in range(len(cond_norm)):
+                    gen = generator[i:i + 1] if isinstance(generator,
+                                                           list) else generator
+                    trajs.append([] if trajectory is not None else None)
+                    outs.append(run(cond_norm[i:i + 1], gen, trajs[-1]))
+                x0 = torch.cat(outs)
+                if trajectory is not None:
+                    trajectory.extend(torch.cat(step) for step in zip(*trajs))
+            else:
+                x0 = run(cond_norm, generator, trajectory)
+        finally:
+            self.denoiser.train(was_training)
         return self.denormalize(x0)
 
     def predict(self, inputs: Dict[str, Tensor]) -> List[InstanceData]:
-        """Refine the conditions of a pair batch (no gating).
+        """Refine the conditions of a pair batch (no gating). Each pair's
+        noise is keyed by its condition (:func:`condition_noise_keys`).
 
         Returns:
             list[InstanceData]: per sample ``mano_pose`` (2, 16, 3),
@@ -440,7 +645,8 @@ class TwoHandDiffusionRefiner(BaseModel):
     @torch.no_grad()
     def refine(self, preds: List[InstanceData],
                data_samples: Sequence) -> List[InstanceData]:
-        """Refine the gated samples of a batch of stage-1 predictions.
+        """Refine the gated samples of a batch of stage-1 predictions (one
+        sample at a time with ``batch_invariant``).
 
         Args:
             preds (list[InstanceData]): per sample (2 instances: right,
@@ -450,7 +656,11 @@ class TwoHandDiffusionRefiner(BaseModel):
                 network input, metres (``TwoHandMANOHead.predict``).
             data_samples (list): the batch's data samples; their metainfo
                 ``cam_intrinsics`` (3, 3) (of the network input) projects
-                the hands for the box gate and the refined ``joints_2d``.
+                the hands for the box gate and the refined ``joints_2d``,
+                and names the sample for its sampling noise
+                (:func:`noise_key_from_metainfo`: ``noise_key``, else
+                ``img_path`` / ``img_id`` / ``frame_idx``, else the
+                condition's content, :func:`condition_noise_keys`).
 
         Returns:
             list[InstanceData]: ``preds`` itself; refined samples get new
@@ -459,6 +669,16 @@ class TwoHandDiffusionRefiner(BaseModel):
             ``refined`` (bool) and, with ``keep_unrefined``,
             ``unrefined_vertices`` / ``unrefined_joints_3d``.
         """
+        if self.batch_invariant and len(preds) > 1:
+            samples = list(data_samples)
+            for i in range(len(preds)):
+                self._refine(preds[i:i + 1], samples[i:i + 1])
+            return preds
+        return self._refine(preds, data_samples)
+
+    def _refine(self, preds: List[InstanceData],
+                data_samples: Sequence) -> List[InstanceData]:
+        """:meth:`refine` of one batch."""
         if len(preds) == 0:
             return preds
         device = self.x_mean.device
@@ -494,8 +714,12 @@ class TwoHandDiffusionRefiner(BaseModel):
         idx = mask.nonzero(as_tuple=True)[0]
         if len(idx) == 0:
             return preds
+        keys = [
+            noise_key_from_metainfo(data_samples[i].metainfo) if hasattr(
+                data_samples[i], 'metainfo') else None for i in idx.tolist()
+        ]
         roots = joints[idx, :, 0]
-        x0 = self.sample(self.encode(pose[idx], betas[idx], roots))
+        x0 = self.sample(self.encode(pose[idx], betas[idx], roots), keys=keys)
         hands = self.hands_from_params(x0, roots)
         uv = project_points(hands['joints'], k[idx, None])
         new = dict(
