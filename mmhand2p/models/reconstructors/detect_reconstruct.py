@@ -19,6 +19,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmhand2p.models.refiners import content_noise_key
 from mmhand2p.registry import MODELS
 from mmhand2p.structures import HandDataSample
 from mmhand2p.utils.geometry import project_points
@@ -321,7 +322,11 @@ class DetectThenReconstruct(BaseModel):
        its ``test_cfg.refine`` is not False), the complete pairs -- never
        the single-hand crops, whose second hand is a guess -- go to
        ``refiner.refine`` with their crop metainfo; the refiner's own gate
-       (box overlap + penetration) decides which it changes.
+       (box overlap + penetration) decides which it changes. Each crop's
+       metainfo ``noise_key`` (the image's content,
+       :func:`~mmhand2p.models.refiners.content_noise_key`, and the pair's
+       index) seeds its sampling noise, so an image's result does not
+       depend on the other images of the batch.
     6. **Output.** 3D results are already in the image's camera frame;
        ``joints_2d`` are re-projected with the image's intrinsics.
 
@@ -569,10 +574,14 @@ class DetectThenReconstruct(BaseModel):
 
         # every pair of every image is one crop
         jobs = [(i, j) for i, p in enumerate(pairs) for j in range(len(p))]
-        crops, crop_samples = [], []
+        crops, crop_samples, image_keys = [], [], {}
         for i, j in jobs:
             crop, sample = self.crop_pair(images[i], cams[i], dets[i],
                                           pairs[i][j])
+            if self.refine:  # the refiner's noise: image content and pair
+                if i not in image_keys:
+                    image_keys[i] = content_noise_key(images[i])
+                sample.set_metainfo(dict(noise_key=f'{image_keys[i]}#{j}'))
             crops.append(crop)
             crop_samples.append(sample)
         preds, refined, stage1 = self._reconstruct(
@@ -785,9 +794,19 @@ class DetectThenReconstruct(BaseModel):
             return [], [], None
         data = rec.data_preprocessor(
             dict(inputs=crops, data_samples=samples), False)
-        feats, _ = rec.extract_feat(data['inputs'])
-        preds = rec.head.predict(feats, data['data_samples'],
-                                 getattr(rec, 'test_cfg', None))
+        if refine and getattr(refiner, 'batch_invariant', False):
+            # the refiner amplifies the rounding of batched arithmetic in
+            # its input: stage 1 one crop at a time (as TopDown's predict)
+            preds = []
+            for n in range(len(crops)):
+                feats, _ = rec.extract_feat(data['inputs'][n:n + 1])
+                preds.extend(
+                    rec.head.predict(feats, data['data_samples'][n:n + 1],
+                                     getattr(rec, 'test_cfg', None)))
+        else:
+            feats, _ = rec.extract_feat(data['inputs'])
+            preds = rec.head.predict(feats, data['data_samples'],
+                                     getattr(rec, 'test_cfg', None))
         refined = [False] * len(preds)
         if not refine:
             return preds, refined, None

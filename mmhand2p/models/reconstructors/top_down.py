@@ -5,11 +5,33 @@ from typing import Dict, Optional, Union
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from mmhand2p.models.refiners import (content_noise_key,
+                                      noise_key_from_metainfo)
 from mmhand2p.registry import MODELS
 from mmhand2p.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                    SampleList)
 
-__all__ = ['TopDownTwoHandReconstructor']
+__all__ = ['TopDownTwoHandReconstructor', 'set_input_noise_keys']
+
+
+def set_input_noise_keys(inputs: Tensor, data_samples: SampleList) -> None:
+    """Name the samples that have no name for the refiner's sampling noise.
+
+    A sample whose metainfo names it (``noise_key``, ``img_path``,
+    ``img_id`` or ``frame_idx``: :func:`~mmhand2p.models.refiners.
+    noise_key_from_metainfo`) keeps that name; the others get the metainfo
+    ``noise_key`` = the content of their network input
+    (:func:`~mmhand2p.models.refiners.content_noise_key` of ``inputs[i]``,
+    exact: the data preprocessor treats every image by itself), so their
+    refined hands do not depend on the batch either.
+
+    Args:
+        inputs (Tensor): ``(B, 3, h, w)`` the preprocessed crops.
+        data_samples (list): B data samples; updated in place.
+    """
+    for x, ds in zip(inputs, data_samples):
+        if noise_key_from_metainfo(ds.metainfo) is None:
+            ds.set_metainfo(dict(noise_key=content_noise_key(x)))
 
 
 @MODELS.register_module()
@@ -25,7 +47,8 @@ class TopDownTwoHandReconstructor(BaseModel):
         head (dict): e.g. ``TwoHandMANOHead``.
         neck (dict, optional): e.g. ``FusionAlignmentNeck``.
         refiner (dict, optional): a test-time refiner (A2P stage 2); called
-            as ``refiner.refine(pred_instances, data_samples)``.
+            as ``refiner.refine(pred_instances, data_samples)``, after
+            :func:`set_input_noise_keys` names the samples.
         data_preprocessor (dict, optional): e.g. ``ImgDataPreprocessor``
             with mean/std and ``bgr_to_rgb=True``.
         train_cfg / test_cfg (dict, optional): passed to the head.
@@ -90,9 +113,27 @@ class TopDownTwoHandReconstructor(BaseModel):
         return losses
 
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
-        feats, _ = self.extract_feat(inputs)
-        preds = self.head.predict(feats, data_samples, self.test_cfg)
-        if self.refiner is not None and self.test_cfg.get('refine', True):
+        """Stage 1 (and the refiner, when there is one and
+        ``test_cfg.refine`` is not False).
+
+        With a ``batch_invariant`` refiner, stage 1 runs one sample at a
+        time: the refiner amplifies the rounding differences of batched
+        arithmetic in its input, so each sample's input must be computed
+        the same way whatever its batch.
+        """
+        refine = self.refiner is not None and self.test_cfg.get('refine', True)
+        if refine and getattr(self.refiner, 'batch_invariant', False):
+            preds = []
+            for i in range(len(inputs)):
+                feats, _ = self.extract_feat(inputs[i:i + 1])
+                preds.extend(
+                    self.head.predict(feats, data_samples[i:i + 1],
+                                      self.test_cfg))
+        else:
+            feats, _ = self.extract_feat(inputs)
+            preds = self.head.predict(feats, data_samples, self.test_cfg)
+        if refine:
+            set_input_noise_keys(inputs, data_samples)
             preds = self.refiner.refine(preds, data_samples)
         for ds, pred in zip(data_samples, preds):
             ds.pred_hands = pred
