@@ -567,6 +567,11 @@ class DetectThenReconstruct(BaseModel):
         cams = [self._camera(img, ds) for img, ds in zip(images, data_samples)]
         if self.box_source == 'gt':
             dets = [self._gt_boxes(ds, i) for i, ds in enumerate(data_samples)]
+        elif self._batch_invariant():
+            # batched convolutions round differently from single-image
+            # ones (boxes move by ~1e-5 px), which the guided refiner
+            # amplifies: one image at a time keeps results batch-independent
+            dets = [d for img in images for d in self.detect([img])]
         else:
             dets = self.detect(images)
         clock.lap('detector')
@@ -607,6 +612,13 @@ class DetectThenReconstruct(BaseModel):
     # ------------------------------------------------------------------
     # steps
     # ------------------------------------------------------------------
+    def _batch_invariant(self) -> bool:
+        """Whether the refiner asks for batch-independent results (then
+        detection and stage 1 run one image / crop at a time)."""
+        refiner = getattr(self.reconstructor, 'refiner', None)
+        return bool(self.refine and refiner is not None
+                    and getattr(refiner, 'batch_invariant', False))
+
     @staticmethod
     def _image_list(inputs) -> List[Tensor]:
         if isinstance(inputs, Tensor):
