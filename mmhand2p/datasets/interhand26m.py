@@ -43,10 +43,9 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from mmhand2p.models.body_models.joint_conventions import (
-    INTERHAND_TO_HAND21, JOINT_NAMES, NUM_HAND_JOINTS, SKELETON_PARENTS)
-from mmhand2p.models.body_models.mano_io import (load_mano_file,
-                                                 resolve_mano_path)
+from mmhand2p.conventions import (INTERHAND_TO_HAND21, JOINT_NAMES,
+                                  NUM_HAND_JOINTS, SKELETON_PARENTS,
+                                  load_mano_file, resolve_mano_path)
 from mmhand2p.registry import DATASETS
 from mmhand2p.utils.fileio import atomic_write
 

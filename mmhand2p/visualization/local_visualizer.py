@@ -337,8 +337,7 @@ class TwoHandLocalVisualizer(Visualizer):
     def faces(self) -> np.ndarray:
         """``(2, F, 3)`` faces of the right / left meshes."""
         if self._faces is None:
-            from mmhand2p.models.body_models.mano_io import (load_mano_file,
-                                                             resolve_mano_path)
+            from mmhand2p.conventions import load_mano_file, resolve_mano_path
             self._faces = self._as_faces(
                 np.stack([
                     np.asarray(
@@ -434,9 +433,7 @@ class TwoHandLocalVisualizer(Visualizer):
                        valid: np.ndarray, colors, width: int,
                        radius: int) -> None:
         """Lines joint -> parent and joint dots (in place, RGB)."""
-        # imported here: mmhand2p.models may import this package
-        from mmhand2p.models.body_models.joint_conventions import \
-            SKELETON_PARENTS
+        from mmhand2p.conventions import SKELETON_PARENTS
         shift = 4
         scale = 1 << shift
         h, w = canvas.shape[:2]

@@ -8,9 +8,8 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
+from mmhand2p.conventions import load_mano_file, resolve_mano_path
 from mmhand2p.engine.hooks import TwoHandVisualizationHook
-from mmhand2p.models.body_models.mano_io import (load_mano_file,
-                                                 resolve_mano_path)
 from mmhand2p.registry import HOOKS
 from mmhand2p.structures import HandDataSample
 from mmhand2p.visualization import TwoHandLocalVisualizer

@@ -27,8 +27,7 @@ BASE_TRANSL = np.array([[-0.06, 0.0, 0.6], [0.06, 0.0, 0.6]])
 
 def _template() -> np.ndarray:
     """``(2, 778, 3)`` rest meshes of the bundled right / left models."""
-    from mmhand2p.models.body_models.mano_io import (load_mano_file,
-                                                     resolve_mano_path)
+    from mmhand2p.conventions import load_mano_file, resolve_mano_path
     return np.stack([
         np.asarray(
             load_mano_file(resolve_mano_path(None, side))['v_template'])

@@ -21,15 +21,13 @@ import sys
 import tempfile
 
 try:
-    from mmhand2p.models.body_models.mano_io import (ManoFileError,
-                                                     convert_mano_file,
-                                                     resolve_mano_path)
+    from mmhand2p.conventions.mano_io import (ManoFileError, convert_mano_file,
+                                              resolve_mano_path)
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__)))))
-    from mmhand2p.models.body_models.mano_io import (ManoFileError,
-                                                     convert_mano_file,
-                                                     resolve_mano_path)
+    from mmhand2p.conventions.mano_io import (ManoFileError, convert_mano_file,
+                                              resolve_mano_path)
 
 
 def parse_args(argv=None):

@@ -1,12 +1,13 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
-from .joint_conventions import (HAND21_TO_INTERHAND, INTERHAND_TO_HAND21,
-                                JOINT_NAMES, MANO_FINGERTIP_VERTEX_IDS,
-                                MANO_PARENTS, MANO_TO_HAND21, MIDDLE_MCP,
-                                NUM_HAND_JOINTS, ROOT_JOINT, SKELETON_PARENTS,
-                                hand21_to_interhand, interhand_to_hand21)
-from .mano_io import (REQUIRED_KEYS, ManoFileError, bundled_mano_dir,
-                      convert_mano_file, fix_left_shapedirs, load_mano_file,
-                      resolve_mano_path)
+from mmhand2p.conventions import (HAND21_TO_INTERHAND, INTERHAND_TO_HAND21,
+                                  JOINT_NAMES, MANO_FINGERTIP_VERTEX_IDS,
+                                  MANO_PARENTS, MANO_TO_HAND21, MIDDLE_MCP,
+                                  NUM_HAND_JOINTS, REQUIRED_KEYS, ROOT_JOINT,
+                                  SKELETON_PARENTS, ManoFileError,
+                                  bundled_mano_dir, convert_mano_file,
+                                  fix_left_shapedirs, hand21_to_interhand,
+                                  interhand_to_hand21, load_mano_file,
+                                  resolve_mano_path)
 from .mano_layer import MANOLayer, MANOOutput
 
 __all__ = [

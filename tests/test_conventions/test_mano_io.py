@@ -10,12 +10,11 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from mmhand2p.models.body_models import (REQUIRED_KEYS, ManoFileError,
-                                         convert_mano_file,
-                                         fix_left_shapedirs, load_mano_file)
+from mmhand2p.conventions import (REQUIRED_KEYS, ManoFileError,
+                                  convert_mano_file, fix_left_shapedirs,
+                                  load_mano_file)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
