@@ -193,8 +193,7 @@ def penetrating_vertices(vertices: np.ndarray,
     # imported here: mmhand2p.evaluation may import this package
     import torch
 
-    from mmhand2p.evaluation.functional import (MeshTopology, cap_holes,
-                                                winding_numbers)
+    from mmhand2p.geometry import MeshTopology, cap_holes, winding_numbers
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     if f.ndim == 2:

@@ -13,9 +13,9 @@ from torch import Tensor, nn
 from mmhand2p.conventions import MANO_FINGERTIP_VERTEX_IDS, MANO_TO_HAND21
 from mmhand2p.conventions import fix_left_shapedirs as _fix_left_shapedirs
 from mmhand2p.conventions import load_mano_file, resolve_mano_path
+from mmhand2p.geometry import cap_boundary_loops, signed_volume
 from mmhand2p.registry import MODELS
 from mmhand2p.utils.geometry import rot6d_to_axis_angle
-from mmhand2p.utils.mesh import cap_boundary_loops, signed_volume
 
 __all__ = ['MANOLayer', 'MANOOutput']
 

@@ -39,8 +39,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mmhand2p.utils.mesh import (boundary_loops, cap_boundary_loops,
-                                 edge_face_counts, signed_volume)
+from mmhand2p.geometry.mesh import (boundary_loops, cap_boundary_loops,
+                                    edge_face_counts, signed_volume)
 
 __all__ = [
     'NUM_VERTICES', 'NUM_FACES', 'NUM_JOINTS', 'WRIST_LOOP_SIZE',

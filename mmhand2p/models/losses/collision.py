@@ -51,8 +51,7 @@ from typing import NamedTuple, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmhand2p.evaluation.functional.penetration import \
-    _closest_on_triangles
+from mmhand2p.geometry import closest_points_on_triangles
 from mmhand2p.registry import MODELS
 
 __all__ = [
@@ -418,8 +417,8 @@ def _surface_depth(x: Tensor, target: Tensor, b: Tensor, j: Tensor,
     """
     fids = ring[j]  # M, K
     tri = target[b[:, None, None], faces[fids]]  # M, K, 3, 3
-    q = _closest_on_triangles(x[:, None], tri[:, :, 0], tri[:, :, 1],
-                              tri[:, :, 2])  # M, K, 3
+    q = closest_points_on_triangles(x[:, None], tri[:, :, 0], tri[:, :, 1],
+                                    tri[:, :, 2])  # M, K, 3
     k = ((x[:, None] - q)**2).sum(-1).detach().argmin(-1)
     ar = torch.arange(len(x), device=x.device)
     n = face_normals[b, fids[ar, k]]

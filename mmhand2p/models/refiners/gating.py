@@ -82,8 +82,7 @@ class TwoHandGate:
         self._closed = None
 
     def _penvol(self, vertices: Tensor, faces: Tensor) -> np.ndarray:
-        from mmhand2p.evaluation.functional.penetration import (
-            closed_hand_faces, penetration_volume)
+        from mmhand2p.geometry import closed_hand_faces, intersection_volumes
         if self._closed is None:
             self._closed = [
                 closed_hand_faces(faces[h].cpu().numpy()) for h in range(2)
@@ -95,8 +94,8 @@ class TwoHandGate:
                 v[:, h][:, loop].mean(1, keepdims=True) for loop in loops
             ]
             caps.append(np.concatenate([v[:, h]] + centres, axis=1))
-        vol, _ = penetration_volume(caps[0], self._closed[0][0], caps[1],
-                                    self._closed[1][0])
+        vol, _ = intersection_volumes(caps[0], self._closed[0][0], caps[1],
+                                      self._closed[1][0])
         return vol * 1e6  # m^3 -> cm^3
 
     def _volumes(self, vertices: Tensor, faces: Tensor) -> np.ndarray:
