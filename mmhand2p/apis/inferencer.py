@@ -33,22 +33,30 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .inference import (build_batch, check_intrinsics, init_model,
-                        load_weights, mesh_faces)
+from mmhand2p.structures import HAND_SIDES, hand_instances
+from mmhand2p.visualization.image_panels import (_FONT, box_label_layout,
+                                                 draw_mesh_overlay,
+                                                 draw_side_panel, place_labels)
+from .inference import (build_batch, check_intrinsics, find_mano_layer,
+                        init_model, load_weights, mesh_faces)
 from .io import (IMAGE_EXTENSIONS, RESULT_SCHEMA_VERSION, VIDEO_EXTENSIONS,
                  OutputsNotRestoredError, StagedOutputs, atomic_write_bytes,
-                 check_out_dir, imencode, load_image, to_bgr_uint8, vis_scale,
-                 write_obj)
+                 check_out_dir, imencode, load_image, to_bgr_uint8, write_obj)
 
 __all__ = [
     'Hand2PInferencer', 'prediction_to_dict', 'draw_overlay', 'draw_side_view',
-    'place_labels', 'box_label_layout', 'check_options', 'HAND_SIDES'
+    'place_labels', 'box_label_layout', 'check_options', 'HAND_SIDES',
+    'build_visualizer', '_FONT'
 ]
 
-#: label -> name (the hand axis: 0 right, 1 left)
-HAND_SIDES = ('right', 'left')
-#: BGR 0-255 colours of the boxes of right / left hands (the mesh colours)
+#: BGR 0-255 colours of the boxes of right / left hands (the mesh colours;
+#: :data:`~mmhand2p.visualization.BOX_COLORS` in RGB)
 _BOX_COLORS = ((153, 184, 237), (237, 184, 148))
+#: the fields of a hand that the result dict reports
+#: (:data:`~mmhand2p.structures.INSTANCE_FIELDS`)
+RESULT_FIELDS = ('labels', 'bboxes', 'bbox_scores', 'pair_ids', 'mano_pose',
+                 'mano_betas', 'mano_transl', 'joints_3d', 'joints_2d',
+                 'refined')
 
 
 # ---------------------------------------------------------------------------
@@ -165,15 +173,18 @@ def _round(x, decimals: int) -> list:
     return np.round(_np(x).astype(np.float64), decimals).tolist()
 
 
-def _instances(sample) -> Dict[str, np.ndarray]:
-    """``pred_instances`` of a sample as numpy arrays."""
-    if 'pred_instances' not in sample:
+def _instances(sample) -> Tuple[Dict[str, np.ndarray], List[dict]]:
+    """The hands of a sample (:func:`~mmhand2p.structures.hand_instances`)
+    as numpy arrays, and its pairs."""
+    if 'pred_instances' not in sample and 'pred_hands' not in sample:
         raise TypeError(
-            'the model did not return pred_instances: Hand2PInferencer needs '
-            'a whole-image model such as DetectThenReconstruct '
-            '(configs/detect_reconstruct/), not a crop reconstructor')
-    inst = sample.pred_instances
-    return {k: _np(inst.get(k)) for k in inst.keys()}
+            'the model returned neither pred_instances nor pred_hands: '
+            'Hand2PInferencer needs a model of whole images (e.g. '
+            'DetectThenReconstruct, configs/detect_reconstruct/, or a '
+            'one-stage model writing pred_hands; see '
+            'mmhand2p.structures.INSTANCE_FIELDS)')
+    inst, pairs = hand_instances(sample)
+    return {k: _np(inst.get(k)) for k in inst.keys()}, pairs
 
 
 def prediction_to_dict(sample,
@@ -187,9 +198,12 @@ def prediction_to_dict(sample,
     (``mmhand2p/apis/result_schema.json``, ``docs/demo.md``).
 
     Args:
-        sample (HandDataSample): the model's output for the image
-            (``pred_instances``, metainfo ``pairs``, ``cam_intrinsics``,
-            ``cam_intrinsics_assumed``, ``img_shape``).
+        sample (HandDataSample): the model's output for the image: its
+            hands (``pred_instances`` with metainfo ``pairs``, or
+            ``pred_hands``: :func:`~mmhand2p.structures.hand_instances`;
+            the fields :data:`RESULT_FIELDS`) and metainfo ``img_shape``,
+            ``cam_intrinsics``, ``cam_intrinsics_assumed``
+            (:data:`~mmhand2p.structures.META_FIELDS`).
         name (str): the output stem.
         path (str, optional): the image / video file.
         frame (int, optional): the video frame index.
@@ -203,13 +217,18 @@ def prediction_to_dict(sample,
         radians, 2 for pixels).
     """
     meta = sample.metainfo
-    inst = _instances(sample)
+    inst, pair_list = _instances(sample)
     h, w = (int(s) for s in meta['img_shape'][:2])
     k = meta.get('cam_intrinsics')
     if k is None:
         raise KeyError('the model did not record the camera (metainfo '
                        'cam_intrinsics) of the image')
     n = len(inst.get('labels', ()))
+    missing = [f for f in RESULT_FIELDS if f not in inst]
+    if n and missing:
+        raise KeyError(f'the model\'s hands lack the fields {missing} '
+                       '(mmhand2p.structures.INSTANCE_FIELDS / HAND_FIELDS) '
+                       'that the result reports')
     mesh_files = list(mesh_files) if mesh_files is not None else [None] * n
     hands = []
     for i in range(n):
@@ -229,7 +248,7 @@ def prediction_to_dict(sample,
                 refined=bool(inst['refined'][i]),
                 mesh_file=mesh_files[i]))
     pairs = []
-    for p in meta.get('pairs', []):
+    for p in pair_list:
         rel = p.get('rel_transl')
         pairs.append(
             dict(
@@ -259,28 +278,8 @@ def prediction_to_dict(sample,
 
 
 # ---------------------------------------------------------------------------
-# pictures
+# pictures (BGR front ends of mmhand2p.visualization.image_panels)
 # ---------------------------------------------------------------------------
-def _scaled_intrinsics(k: np.ndarray, s: float) -> np.ndarray:
-    """Intrinsics of the image resized by ``s`` (pixel centres at integer
-    coordinates: ``u' = (u + 0.5) s - 0.5``)."""
-    k = np.asarray(k, np.float64).reshape(3, 3).copy()
-    k[0, 0] *= s
-    k[1, 1] *= s
-    k[0, 2] = (k[0, 2] + 0.5) * s - 0.5
-    k[1, 2] = (k[1, 2] + 0.5) * s - 0.5
-    return k
-
-
-def _meshes(vertices: np.ndarray, labels: np.ndarray, faces: np.ndarray):
-    """The finite meshes: vertices, faces and colours per hand."""
-    from mmhand2p.visualization import DEFAULT_MESH_COLORS
-    keep = [i for i in range(len(labels)) if np.isfinite(vertices[i]).all()]
-    return ([vertices[i] for i in keep], [faces[int(labels[i])] for i in keep],
-            np.asarray([DEFAULT_MESH_COLORS[int(labels[i])] for i in keep],
-                       np.float64).reshape(-1, 3), keep)
-
-
 def draw_overlay(image: np.ndarray,
                  vertices: np.ndarray,
                  labels: np.ndarray,
@@ -289,11 +288,11 @@ def draw_overlay(image: np.ndarray,
                  bboxes: Optional[np.ndarray] = None,
                  scores: Optional[np.ndarray] = None,
                  max_side: Optional[int] = 1280) -> np.ndarray:
-    """The hand meshes rendered over the photo (and their boxes).
+    """The hand meshes rendered over a BGR photo (and their boxes).
 
-    Rendering is :func:`~mmhand2p.visualization.render_meshes` (the
-    package's CPU renderer, right hands in the skin tone, left hands in
-    blue, as :class:`~mmhand2p.visualization.TwoHandLocalVisualizer`).
+    :func:`~mmhand2p.visualization.draw_mesh_overlay` (what
+    :class:`~mmhand2p.visualization.TwoHandLocalVisualizer` draws as the
+    ``'overlay'`` panel) on BGR images, with the default colours.
 
     Args:
         image (np.ndarray): ``(H, W, 3)`` uint8 BGR, full resolution.
@@ -304,194 +303,23 @@ def draw_overlay(image: np.ndarray,
         bboxes (np.ndarray, optional): ``(N, 4)`` x1, y1, x2, y2 pixels.
         scores (np.ndarray, optional): ``(N,)`` shown next to the boxes.
         max_side (int, optional): the picture is downscaled to fit (see
-            :func:`~mmhand2p.apis.io.vis_scale`); None: full size.
+            :func:`~mmhand2p.visualization.vis_scale`); None: full size.
 
     Returns:
         np.ndarray: ``(h, w, 3)`` uint8 BGR, ``h, w`` = the image size times
         the downscale factor.
     """
-    from mmhand2p.visualization import render_meshes
-    h, w = image.shape[:2]
-    s = vis_scale(h, w, max_side)
-    if s < 1.0:
-        size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
-        canvas = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        s = size[0] / w
-    else:
-        canvas = image.copy()
-    verts, fcs, colors, keep = _meshes(vertices, labels, faces)
-    if verts:
-        rgb = render_meshes(
-            verts,
-            fcs,
-            _scaled_intrinsics(intrinsics, s),
-            colors=colors,
-            background=canvas[..., ::-1]).image
-        canvas = np.ascontiguousarray(rgb[..., ::-1])
-    if bboxes is not None and len(labels):
-        thick = max(1, int(round(min(canvas.shape[:2]) / 300)))
-        boxes = (np.asarray(bboxes, np.float64).reshape(-1, 4) + 0.5) * s \
-            - 0.5
-        texts = []
-        for i in range(len(labels)):
-            color = _BOX_COLORS[int(labels[i])]
-            x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thick,
-                          cv2.LINE_AA)
-            text = f'{i} {HAND_SIDES[int(labels[i])]}'
-            if scores is not None:
-                text += f' {float(scores[i]):.2f}'
-            texts.append(text)
-        layout = box_label_layout(texts, boxes, canvas.shape[:2], thick)
-        for i, org in enumerate(layout['origins']):
-            if org is None:  # no room left in a tiny picture
-                continue
-            color = _BOX_COLORS[int(labels[i])]
-            for col, width in (((0, 0, 0), layout['outline']),
-                               (color, layout['thickness'])):
-                cv2.putText(canvas, texts[i], org, _FONT, layout['scale'], col,
-                            width, cv2.LINE_AA)
-    return canvas
-
-
-# ---------------------------------------------------------------------------
-# box labels
-# ---------------------------------------------------------------------------
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-#: a rectangle ``(x, y, w, h)``: pixels ``[x, x + w) x [y, y + h)``
-Rect = Tuple[int, int, int, int]
-
-
-def _overlaps(a: Rect, b: Rect) -> bool:
-    """Whether two ``(x, y, w, h)`` rectangles (half-open pixel ranges
-    ``[x, x + w) x [y, y + h)``) share a pixel."""
-    return (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3]
-            and b[1] < a[1] + a[3])
-
-
-def place_labels(boxes: np.ndarray,
-                 sizes: Sequence[Tuple[int, int]],
-                 image_size: Tuple[int, int],
-                 gap: int = 2) -> List[Optional[Rect]]:
-    """Where to put one label per box so that no two labels overlap and
-    none leaves the image.
-
-    Each label goes to the first free place of: above its box (left
-    aligned, then right aligned), below it (left, right), inside its top
-    left corner, inside its bottom left corner; first among those that lie
-    inside the picture, then among the same moved inside (a box at the top
-    edge gets its label below it, or inside its top). If all of those are
-    taken (labels of boxes that share a corner), the free place nearest to
-    the first one on a grid over the whole picture (half a label apart),
-    e.g. stacked next to it. Labels are placed in order, so hand 0 keeps
-    the best place.
-
-    Args:
-        boxes (np.ndarray): ``(N, 4)`` ``x1, y1, x2, y2`` picture pixels.
-        sizes (sequence): ``N`` label sizes ``(w, h)`` in pixels.
-        image_size (tuple): ``(h, w)`` of the picture.
-        gap (int): pixels between a label outside its box and the box.
-
-    Returns:
-        list: per box, ``(x, y, w, h)`` (pixels ``[x, x + w) x [y, y +
-        h)``, inside ``[0, W) x [0, H)``, disjoint from the others), or
-        None where the label is larger than the picture or no free place
-        is left.
-    """
-    img_h, img_w = int(image_size[0]), int(image_size[1])
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    placed: List[Rect] = []
-    out: List[Optional[Rect]] = []
-    for (x1, y1, x2, y2), (w, h) in zip(boxes.tolist(), sizes):
-        w, h = int(w), int(h)
-        if w < 1 or h < 1 or w > img_w or h > img_h or \
-                not np.isfinite([x1, y1, x2, y2]).all():
-            out.append(None)
-            continue
-        x1, y1, x2, y2 = (int(round(v)) for v in (x1, y1, x2, y2))
-        wanted = [(x1, y1 - gap - h), (x2 - w, y1 - gap - h),
-                  (x1, y2 + gap + 1), (x2 - w, y2 + gap + 1),
-                  (x1 + gap, y1 + gap), (x1 + gap, y2 - gap - h)]
-
-        def clamp(x: int, y: int) -> Rect:
-            return (min(max(x, 0), img_w - w), min(max(y, 0), img_h - h), w, h)
-
-        # first the places that fit as they are, then moved inside
-        fitting = [(x, y, w, h) for x, y in wanted
-                   if clamp(x, y)[:2] == (x, y)]
-        clamped = [clamp(x, y) for x, y in wanted]
-        rect = next((r for r in fitting + clamped
-                     if not any(_overlaps(r, p) for p in placed)), None)
-        if rect is None:  # the nearest free grid place to the first wish
-            x0, y0, _, _ = clamp(*wanted[0])
-            xs = np.unique(np.r_[np.arange(0, img_w - w + 1, max(1, w // 2)),
-                                 img_w - w, x0])
-            ys = np.unique(np.r_[np.arange(0, img_h - h + 1, max(1, h // 2)),
-                                 img_h - h, y0])
-            gx, gy = np.meshgrid(xs, ys)
-            order = np.argsort(
-                np.abs(gx - x0).ravel() + np.abs(gy - y0).ravel(),
-                kind='stable')
-            for j in order:
-                r = (int(gx.flat[j]), int(gy.flat[j]), w, h)
-                if not any(_overlaps(r, p) for p in placed):
-                    rect = r
-                    break
-        if rect is not None:
-            placed.append(rect)
-        out.append(rect)
-    return out
-
-
-def box_label_layout(texts: Sequence[str],
-                     boxes: np.ndarray,
-                     image_size: Tuple[int, int],
-                     thickness: int = 1,
-                     min_scale: float = 0.25) -> dict:
-    """Font size and places of the box labels of :func:`draw_overlay`.
-
-    The font starts at ``0.4 * thickness`` (the size used so far) and
-    shrinks (by 0.8 per step, down to ``min_scale``) until every label finds
-    a place (:func:`place_labels`); in a picture too small even then, the
-    labels without a place are left out.
-
-    Args:
-        texts (sequence of str): one label per box.
-        boxes (np.ndarray): ``(N, 4)`` ``x1, y1, x2, y2`` picture pixels.
-        image_size (tuple): ``(h, w)``.
-        thickness (int): the text's stroke; the black outline is 2 wider.
-
-    Returns:
-        dict: ``scale``, ``thickness``, ``outline`` (stroke widths),
-        ``rects`` (per label ``(x, y, w, h)`` that holds every pixel
-        ``cv2.putText`` draws, or None) and ``origins`` (per label the
-        ``putText`` origin, or None).
-    """
-    thickness = max(1, int(thickness))
-    outline = thickness + 2
-    scale = 0.4 * thickness
-    while True:
-        sizes, bases = [], []
-        for text in texts:
-            (tw, th), base = cv2.getTextSize(text, _FONT, scale, outline)
-            # the outline's round caps reach ~outline / 2 past the glyph box
-            pad = outline // 2 + 1
-            sizes.append((tw + 2 * pad, th + base + 2 * pad))
-            bases.append((pad, th + pad))
-        rects = place_labels(boxes, sizes, image_size)
-        if all(r is not None for r in rects) or scale <= min_scale:
-            break
-        scale = max(min_scale, scale * 0.8)
-    origins = [
-        None if r is None else (r[0] + dx, r[1] + dy)
-        for r, (dx, dy) in zip(rects, bases)
-    ]
-    return dict(
-        scale=scale,
-        thickness=thickness,
-        outline=outline,
-        rects=rects,
-        origins=origins)
+    rgb = draw_mesh_overlay(
+        np.ascontiguousarray(image[..., ::-1]),
+        vertices,
+        labels,
+        faces,
+        intrinsics,
+        bboxes,
+        scores,
+        max_side,
+        box_colors=[c[::-1] for c in _BOX_COLORS])
+    return np.ascontiguousarray(rgb[..., ::-1])
 
 
 def draw_side_view(
@@ -502,10 +330,8 @@ def draw_side_view(
     angle_deg: float = 90.0,
     background: Sequence[int] = (255, 255, 255)
 ) -> np.ndarray:
-    """The meshes seen from the side: turned by ``angle_deg`` about the
-    vertical axis through their centre and framed by
-    :func:`~mmhand2p.visualization.side_view_camera` (the visualizer's
-    side panel). Without meshes: a blank panel saying so.
+    """The meshes seen from the side, BGR:
+    :func:`~mmhand2p.visualization.draw_side_panel` (the ``'side'`` panel).
 
     Args:
         vertices (np.ndarray): ``(N, V, 3)`` camera frame, metres.
@@ -518,26 +344,66 @@ def draw_side_view(
     Returns:
         np.ndarray: ``(h, w, 3)`` uint8 BGR.
     """
-    from mmhand2p.visualization import render_meshes, side_view_camera
-    h, w = int(size[0]), int(size[1])
-    panel = np.empty((h, w, 3), np.uint8)
-    panel[:] = tuple(int(c) for c in background)
-    verts, fcs, colors, _ = _meshes(vertices, labels, faces)
-    if verts:
-        transform, k = side_view_camera(
-            np.concatenate(verts), (h, w), angle_deg)
-        moved = [v @ transform[:3, :3].T + transform[:3, 3] for v in verts]
-        rgb = render_meshes(
-            moved, fcs, k, colors=colors, background=panel[..., ::-1]).image
-        panel = np.ascontiguousarray(rgb[..., ::-1])
-        text = f'side view ({angle_deg:g} deg)'
-    else:
-        text = 'no hands found'
-    scale = max(min(h, w) / 640.0, 0.35)
-    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    cv2.putText(panel, text, (6, 6 + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (80, 80, 80), 1, cv2.LINE_AA)
-    return panel
+    rgb = draw_side_panel(vertices, labels, faces, size, angle_deg,
+                          tuple(background)[::-1])
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def build_visualizer(model: nn.Module, visualizer=None):
+    """The visualizer that draws the inferencer's pictures.
+
+    Built from ``visualizer`` (a config dict) or, when None, from the
+    model's config ``visualizer`` (``model.cfg``, set by
+    :func:`~mmhand2p.apis.init_model`), or
+    ``dict(type='TwoHandLocalVisualizer')``, through mmengine's
+    ``VISUALIZERS`` registry (so a config swaps it) under a name of its own
+    and without the config's ``vis_backends`` (the inferencer writes its own
+    files). Its mesh faces are set to the model's (its ``MANOLayer``) when
+    the model has one. An already built visualizer is used as it is.
+
+    Args:
+        model (nn.Module): the model whose predictions it draws.
+        visualizer (dict | Visualizer, optional): see above.
+
+    Returns:
+        Visualizer: with ``add_datasample(..., panels=...)``
+        (:meth:`~mmhand2p.visualization.TwoHandLocalVisualizer.add_datasample`).
+    """
+    from datetime import datetime
+
+    from mmengine.visualization import Visualizer
+
+    from mmhand2p.registry import VISUALIZERS
+    from mmhand2p.utils import (keep_default_scope, register_all_modules,
+                                set_default_scope)
+    if not isinstance(visualizer, Visualizer):
+        cfg = visualizer
+        if cfg is None:
+            model_cfg = getattr(model, 'cfg', None)
+            cfg = model_cfg.get('visualizer') if model_cfg is not None \
+                else None
+        cfg = dict(type='TwoHandLocalVisualizer') if cfg is None else \
+            dict(cfg)
+        for key in ('vis_backends', 'save_dir'):
+            cfg.pop(key, None)
+        name = f'hand2p_inferencer_{datetime.now().timestamp()}'
+        while Visualizer.check_instance_created(name):
+            name += '_'
+        cfg['name'] = name
+        register_all_modules(init_default_scope=False)
+        model_cfg = getattr(model, 'cfg', None)
+        scope = (model_cfg.get('default_scope') if model_cfg is not None
+                 else None) or 'mmhand2p'
+        with keep_default_scope():
+            set_default_scope(scope)
+            visualizer = VISUALIZERS.build(cfg)
+    try:
+        faces = find_mano_layer(model).faces
+    except ValueError:  # no MANOLayer: the visualizer's own faces
+        faces = None
+    if faces is not None and hasattr(type(visualizer), 'faces'):
+        visualizer.faces = faces.detach().cpu().numpy().astype(np.int64)
+    return visualizer
 
 
 # ---------------------------------------------------------------------------
@@ -600,6 +466,18 @@ class Hand2PInferencer:
         strict (bool): the weights must be exactly the model's (default);
             False loads the matching ones and warns about the rest
             (:func:`~mmhand2p.apis.inference.load_weights`).
+        visualizer (dict | Visualizer, optional): draws the pictures
+            (``add_datasample(..., panels=('overlay', 'side'))``); None: the
+            config's ``visualizer`` (default ``TwoHandLocalVisualizer``),
+            see :func:`build_visualizer`.
+
+    The model may be any whole-image model: it takes the batch of
+    :func:`~mmhand2p.apis.build_batch` (``test_step``) and writes, per
+    image, its hands as ``pred_instances`` (+ metainfo ``pairs``) or as
+    ``pred_hands`` (:func:`~mmhand2p.structures.hand_instances`), the
+    metainfo ``cam_intrinsics`` and, optionally, ``stage_times_ms``
+    (:data:`~mmhand2p.structures.META_FIELDS`). Only those documented
+    fields are read.
 
     Raises:
         ValueError: an option out of range (checked before the model is
@@ -619,7 +497,8 @@ class Hand2PInferencer:
                  show_progress: bool = True,
                  max_vis_size: Optional[int] = 1280,
                  cfg_options: Optional[dict] = None,
-                 strict: bool = True) -> None:
+                 strict: bool = True,
+                 visualizer=None) -> None:
         check_options(
             det_score_thr=det_score_thr,
             batch_size=batch_size,
@@ -645,14 +524,19 @@ class Hand2PInferencer:
         self.batch_size = int(batch_size)
         self.show_progress = show_progress
         self.max_vis_size = max_vis_size or None
-        self.faces = mesh_faces(self.model)
+        self.visualizer = build_visualizer(self.model, visualizer)
+        try:  # the OBJ files' faces: the model's, else the visualizer's
+            self.faces = mesh_faces(self.model)
+        except ValueError:
+            self.faces = np.asarray(self.visualizer.faces, np.int64)
 
     # ------------------------------------------------------------------
     def _predict(self, images: List[np.ndarray], items: List[_Item],
                  cam_intrinsics) -> Tuple[list, Dict[str, Optional[float]]]:
         """The model on one batch; per-image stage times (ms) are the
-        batch's (the model's ``stage_times_ms``) divided evenly, the data
-        preprocessor's time counted with the reconstruction."""
+        batch's (the model's metainfo ``stage_times_ms``, optional) divided
+        evenly; the rest of the model call (data preprocessor included)
+        counts as reconstruction."""
         data = build_batch(images, [it.path for it in items],
                            [cam_intrinsics] * len(images))
         t0 = time.perf_counter()
@@ -660,12 +544,13 @@ class Hand2PInferencer:
             samples = self.model.test_step(data)
         total = 1000.0 * (time.perf_counter() - t0)
         n = len(images)
-        stages = samples[0].metainfo['stage_times_ms']
+        stages = (samples[0].metainfo.get('stage_times_ms') or {}) \
+            if samples else {}
+        det_ms = stages.get('detector')
         refine_ms = stages.get('refinement')
         timing = dict(
-            detector=stages['detector'] / n,
-            reconstruction=(total - stages['detector'] - (refine_ms or 0.0)) /
-            n,
+            detector=None if det_ms is None else det_ms / n,
+            reconstruction=(total - (det_ms or 0.0) - (refine_ms or 0.0)) / n,
             refinement=None if refine_ms is None else refine_ms / n)
         return samples, timing
 
@@ -674,19 +559,22 @@ class Hand2PInferencer:
                 save_mesh: bool, save_json: bool, side_view: bool,
                 stem: str) -> dict:
         """Pictures, files and the result dict of one image."""
-        inst = _instances(sample)
+        inst, _ = _instances(sample)
         n = len(inst['labels'])
-        k = _np(sample.metainfo['cam_intrinsics']).reshape(3, 3)
         overlay = side = None
         render_ms = None
         if out_dir is not None or return_vis:
             t0 = time.perf_counter()
-            overlay = draw_overlay(image, inst['vertices'], inst['labels'],
-                                   self.faces, k, inst['bboxes'],
-                                   inst['bbox_scores'], self.max_vis_size)
-            if side_view:
-                side = draw_side_view(inst['vertices'], inst['labels'],
-                                      self.faces, overlay.shape[:2])
+            panels = ('overlay', 'side') if side_view else ('overlay', )
+            drawn = self.visualizer.add_datasample(
+                stem,
+                np.ascontiguousarray(image[..., ::-1]),
+                sample,
+                draw_gt=False,
+                draw_pred=True,
+                panels=panels,
+                max_side=self.max_vis_size)
+            overlay, side = drawn['overlay'], drawn.get('side')  # RGB
             render_ms = 1000.0 * (time.perf_counter() - t0)
         write_meshes = out_dir is not None and save_mesh
         mesh_files = [
@@ -705,10 +593,7 @@ class Hand2PInferencer:
                 1000.0 * (time.perf_counter() - t_start), 3)
         vis = None
         if return_vis:
-            vis = dict(
-                overlay=np.ascontiguousarray(overlay[..., ::-1]),
-                side=None
-                if side is None else np.ascontiguousarray(side[..., ::-1]))
+            vis = dict(overlay=overlay, side=side)
         return dict(prediction=result, visualization=vis, files=files)
 
     def _write(self, out_dir: str, stem: str, result: dict, inst: dict,
@@ -724,10 +609,12 @@ class Hand2PInferencer:
         ]
         with StagedOutputs(out_dir, patterns) as out:
             atomic_write_bytes(
-                out.path(f'{stem}_overlay.jpg'), imencode(overlay, '.jpg'))
+                out.path(f'{stem}_overlay.jpg'),
+                imencode(np.ascontiguousarray(overlay[..., ::-1]), '.jpg'))
             if side is not None:
                 atomic_write_bytes(
-                    out.path(f'{stem}_side.jpg'), imencode(side, '.jpg'))
+                    out.path(f'{stem}_side.jpg'),
+                    imencode(np.ascontiguousarray(side[..., ::-1]), '.jpg'))
             for i, name in enumerate(mesh_files):
                 if name is None:
                     continue

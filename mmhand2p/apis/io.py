@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from mmhand2p.utils.fileio import atomic_write_bytes
+from mmhand2p.visualization.image_panels import vis_scale
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS', 'load_image', 'to_bgr_uint8',
@@ -146,26 +147,6 @@ def load_image(image: Union[str, os.PathLike, np.ndarray]) -> np.ndarray:
             ' image file, is truncated, or its format is not supported by '
             'OpenCV')
     return to_bgr_uint8(arr, repr(path))
-
-
-def vis_scale(height: int, width: int, max_side: Optional[int]) -> float:
-    """The factor (<= 1) that fits an image into ``max_side`` pixels.
-
-    The rendered pictures (overlay, side view) of a very large photo are
-    drawn at this scale: the CPU renderer keeps a few float64 buffers per
-    pixel, which for an 8000 x 6000 photo would take gigabytes.
-
-    Args:
-        height, width (int): image size.
-        max_side (int, optional): largest side of the picture; None or 0:
-            no limit.
-
-    Returns:
-        float: ``min(1, max_side / max(height, width))``.
-    """
-    if not max_side:
-        return 1.0
-    return min(1.0, float(max_side) / float(max(height, width)))
 
 
 # ---------------------------------------------------------------------------

@@ -42,7 +42,11 @@ from mmengine.logging import print_log
 from mmengine.visualization import Visualizer
 
 from mmhand2p.registry import VISUALIZERS
+from .image_panels import BOX_COLORS, draw_mesh_overlay, draw_side_panel
 from .renderer import DEFAULT_MESH_COLORS, render_meshes
+
+#: the panels of a whole-image picture (``panels`` of ``add_datasample``)
+IMAGE_PANELS = ('overlay', 'side')
 
 __all__ = [
     'TwoHandLocalVisualizer', 'drawing_camera', 'project_to_image',
@@ -265,6 +269,10 @@ class TwoHandLocalVisualizer(Visualizer):
             marked).
         before_after_titles (sequence): labels of the two halves of the
             before/after picture. Defaults to ``('stage 1', 'refined')``.
+        box_colors (sequence, optional): ``(2, 3)`` RGB 0-255 of the right /
+            left hand boxes of the whole-image panels (``panels`` of
+            :meth:`add_datasample`). Default:
+            :data:`~mmhand2p.visualization.image_panels.BOX_COLORS`.
     """
 
     def __init__(self,
@@ -286,8 +294,8 @@ class TwoHandLocalVisualizer(Visualizer):
                  supersample: int = 1,
                  show_unrefined: bool = True,
                  penetration_color: Optional[Sequence[int]] = (225, 25, 25),
-                 before_after_titles: Sequence[str] = ('stage 1', 'refined')
-                 ) -> None:
+                 before_after_titles: Sequence[str] = ('stage 1', 'refined'),
+                 box_colors: Optional[Sequence] = None) -> None:
         super().__init__(
             name=name,
             image=image,
@@ -320,6 +328,10 @@ class TwoHandLocalVisualizer(Visualizer):
             raise ValueError('before_after_titles must be two strings, got '
                              f'{before_after_titles!r}')
         self.before_after_titles = tuple(str(t) for t in before_after_titles)
+        self.box_colors = [
+            tuple(int(c) for c in col)
+            for col in (BOX_COLORS if box_colors is None else box_colors)
+        ]
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -346,6 +358,13 @@ class TwoHandLocalVisualizer(Visualizer):
                     for side in (True, False)
                 ]))
         return self._faces
+
+    @faces.setter
+    def faces(self, faces: Optional[np.ndarray]) -> None:
+        """Set the faces the predicted vertices use (None: from
+        ``mano_model_path`` again), e.g. the model's own
+        (:func:`~mmhand2p.apis.mesh_faces`)."""
+        self._faces = None if faces is None else self._as_faces(faces)
 
     @staticmethod
     def resolve_image_space(image_hw: Tuple[int, int],
@@ -704,6 +723,88 @@ class TwoHandLocalVisualizer(Visualizer):
                         title=short))
         return np.concatenate(panels, axis=1)
 
+    def draw_image_panels(self,
+                          image: np.ndarray,
+                          data_sample,
+                          panels: Sequence[str] = IMAGE_PANELS,
+                          draw_pred: bool = True,
+                          max_side: Optional[int] = None
+                          ) -> Dict[str, np.ndarray]:
+        """Draw a whole-image prediction as separate pictures (no side
+        effects).
+
+        Reads the hands through
+        :func:`~mmhand2p.structures.hand_instances` (``pred_instances``, or
+        ``pred_hands`` of a model that writes only those): ``vertices``,
+        ``labels``, ``bboxes``, ``bbox_scores``; and the metainfo
+        ``cam_intrinsics`` (the camera of ``image``).
+
+        Args:
+            image (np.ndarray): ``(H, W, 3)`` uint8 RGB, the whole image the
+                model saw.
+            data_sample (HandDataSample): the model's output for it.
+            panels (sequence of str): which pictures, of
+                ``'overlay'`` (the meshes over the image, labelled hand
+                boxes) and ``'side'`` (the meshes seen from the side,
+                ``side_view_angle``; the size of the overlay).
+            draw_pred (bool): False draws the image (and an empty side
+                view) without the predictions.
+            max_side (int, optional): the pictures are downscaled to fit
+                this many pixels on their longer side; None: full size.
+
+        Returns:
+            dict: panel name -> ``(h, w, 3)`` uint8 RGB picture, in the order
+            of ``panels``.
+        """
+        unknown = [p for p in panels if p not in IMAGE_PANELS]
+        if unknown:
+            raise ValueError(f'unknown panels {unknown}: choose from '
+                             f'{IMAGE_PANELS}')
+        image = np.ascontiguousarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        from mmhand2p.structures import hand_instances
+        verts = bboxes = scores = None
+        labels = np.zeros(0, np.int64)
+        if draw_pred:
+            inst, _ = hand_instances(data_sample)
+            labels = np.asarray(_np(inst.get('labels')), np.int64).reshape(-1)
+            verts = _np(inst.get('vertices'))
+            bboxes = _np(inst.get('bboxes'))
+            scores = _np(inst.get('bbox_scores'))
+        k = data_sample.metainfo.get('cam_intrinsics')
+        if verts is not None and len(labels) and k is None:
+            raise KeyError('the data sample has no metainfo cam_intrinsics: '
+                           'cannot draw its meshes over the image')
+        k = np.eye(3) if k is None else _np(k).reshape(3, 3)
+        overlay = draw_mesh_overlay(
+            image,
+            verts,
+            labels,
+            self.faces if verts is not None else None,
+            k,
+            bboxes,
+            scores,
+            max_side,
+            mesh_colors=self.mesh_colors,
+            box_colors=self.box_colors)
+        out = {}
+        for panel in panels:
+            if panel == 'overlay':
+                out[panel] = overlay
+            else:
+                out[panel] = draw_side_panel(
+                    verts,
+                    labels,
+                    self.faces if verts is not None else None,
+                    overlay.shape[:2],
+                    self.side_view_angle,
+                    self.side_view_background,
+                    mesh_colors=self.mesh_colors)
+        return out
+
     @master_only
     def add_datasample(self,
                        name: str,
@@ -715,10 +816,21 @@ class TwoHandLocalVisualizer(Visualizer):
                        wait_time: float = 0,
                        out_file: Optional[str] = None,
                        step: int = 0,
-                       image_space: str = 'auto') -> np.ndarray:
+                       image_space: str = 'auto',
+                       panels: Optional[Sequence[str]] = None,
+                       max_side: Optional[int] = None):
         """Draw a sample, then show it, write it to ``out_file`` or, without
         ``out_file``, send it to the visual backends (main process only, as
         in mmdet / mmpose: other ranks return None).
+
+        Two kinds of picture: without ``panels``, one picture of a
+        (dataset or whole-image) sample in the two-hand layout
+        (:meth:`draw_sample`: overlay, skeletons, side view side by side);
+        with ``panels``, the separate pictures of a whole-image prediction
+        (:meth:`draw_image_panels`, what ``Hand2PInferencer`` writes), each
+        shown as ``{name}_{panel}``, written to ``out_file`` with
+        ``_{panel}`` before its extension, or sent to the backends as
+        ``{name}_{panel}``.
 
         Args:
             name (str): image identifier (window title, backend tag).
@@ -735,14 +847,25 @@ class TwoHandLocalVisualizer(Visualizer):
                 instead of sending it to the backends.
             step (int): the backends' global step.
             image_space (str): ``'auto'``, ``'input'`` or ``'original'``.
+            panels (sequence of str, optional): ``'overlay'`` and / or
+                ``'side'``: draw the whole-image pictures instead (``image``
+                is then the whole image; ``draw_gt`` and ``image_space`` do
+                not apply).
+            max_side (int, optional): with ``panels``: downscale the
+                pictures to fit this many pixels on their longer side.
 
         Returns:
-            np.ndarray: the picture, ``(H, 2W, 3)`` uint8 RGB (``(H, W, 3)``
-            without the side view; twice as wide for a before/after
-            picture, see :meth:`draw_sample`).
+            np.ndarray | dict: the picture, ``(H, 2W, 3)`` uint8 RGB
+            (``(H, W, 3)`` without the side view; twice as wide for a
+            before/after picture, see :meth:`draw_sample`); with ``panels``
+            a dict panel name -> picture.
         """
         if data_sample is None:
             raise ValueError('add_datasample needs a data_sample')
+        if panels is not None:
+            return self._add_panels(name, image, data_sample, tuple(panels),
+                                    draw_pred, show, wait_time, out_file,
+                                    step, max_side)
         drawn = self.draw_sample(
             image, data_sample, draw_gt, draw_pred, image_space=image_space)
         self.set_image(drawn)
@@ -758,4 +881,30 @@ class TwoHandLocalVisualizer(Visualizer):
                     level=logging.WARNING)
         else:
             self.add_image(name, drawn, step)
+        return drawn
+
+    def _add_panels(self, name: str, image: np.ndarray, data_sample,
+                    panels: Tuple[str, ...], draw_pred: bool, show: bool,
+                    wait_time: float, out_file: Optional[str], step: int,
+                    max_side: Optional[int]) -> Dict[str, np.ndarray]:
+        """``add_datasample`` with ``panels`` (see there)."""
+        import os.path as osp
+        drawn = self.draw_image_panels(
+            image, data_sample, panels, draw_pred, max_side=max_side)
+        for panel, picture in drawn.items():
+            self.set_image(picture)
+            tag = f'{name}_{panel}'
+            if show:
+                self.show(picture, win_name=tag, wait_time=wait_time)
+            if out_file is not None:
+                import mmcv
+                root, ext = osp.splitext(out_file)
+                path = f'{root}_{panel}{ext or ".jpg"}'
+                if not mmcv.imwrite(picture[..., ::-1], path):
+                    print_log(
+                        f'TwoHandLocalVisualizer: could not write {path}',
+                        logger='current',
+                        level=logging.WARNING)
+            else:
+                self.add_image(tag, picture, step)
         return drawn
