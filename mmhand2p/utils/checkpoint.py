@@ -13,14 +13,18 @@ Unpickling runs with ``weights_only=True``; callers that load mmengine
 training checkpoints allow-list their classes first
 (:func:`mmhand2p.engine.checkpoint.register_checkpoint_safe_globals`).
 """
+import logging
 import os
 import os.path as osp
 import re
-from typing import Dict, Sequence
+from typing import Dict, List, Optional, Sequence
+
+from mmhand2p.registry import WEIGHT_INITIALIZERS
 
 __all__ = [
     'CheckpointError', 'read_checkpoint', 'state_dict_of',
-    'describe_key_mismatch'
+    'describe_key_mismatch', 'read_state_dict', 'strip_prefix',
+    'load_state_dict_strict', 'StrictPretrainedInit'
 ]
 
 
@@ -136,3 +140,142 @@ def describe_key_mismatch(missing: Sequence[str],
             parts.append(f'{len(keys)} {name} key(s): {list(keys[:limit])}'
                          f'{more}')
     return '; '.join(parts) if parts else 'no key differs'
+
+
+def read_state_dict(path: str, what: str = 'checkpoint') -> Dict[str, object]:
+    """The weights of a checkpoint file (``module.`` removed), loaded with
+    mmengine's training-checkpoint classes allow-listed.
+
+    Args:
+        path (str): a local file or a URL.
+        what (str): how messages name the file, e.g. ``'detector
+            checkpoint'``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: an empty, truncated or non-checkpoint file.
+    """
+    # the allow-list of mmengine's checkpoint classes lives in
+    # mmhand2p.engine (a layer above): a lazy import that runs up a layer.
+    # TODO(layers): move checkpoint_safe_globals down to this module.
+    from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
+    register_checkpoint_safe_globals()
+    return state_dict_of(read_checkpoint(path, what), path, what)
+
+
+def strip_prefix(state: Dict[str, object],
+                 prefix: Optional[str]) -> Dict[str, object]:
+    """The entries of ``state`` under ``prefix`` (e.g. ``'backbone.'``),
+    with the prefix removed; ``state`` itself when no key has it (a part's
+    own checkpoint) or ``prefix`` is empty."""
+    if not prefix or not any(k.startswith(prefix) for k in state):
+        return state
+    return {
+        k[len(prefix):]: v
+        for k, v in state.items() if k.startswith(prefix)
+    }
+
+
+def load_state_dict_strict(module,
+                           state: Dict[str, object],
+                           path: str,
+                           what: str = 'checkpoint',
+                           allow_missing: Sequence[str] = ()) -> List[str]:
+    """Load ``state`` into ``module``: every weight of ``module`` must be
+    there, except those under the prefixes ``allow_missing``, and every
+    shape must match. The one strict loader of the package's parts
+    (``DetectThenReconstruct``'s detector and reconstructor, the
+    ``StrictPretrained`` initializer).
+
+    Args:
+        module (nn.Module): what to load into.
+        state (dict): the weights (see :func:`read_state_dict`,
+            :func:`strip_prefix`).
+        path (str): where they come from (for messages).
+        what (str): how messages name the part, e.g. ``'detector'``.
+        allow_missing (Sequence[str]): key prefixes that may be absent
+            (e.g. ``('refiner.', )`` when the refiner has its own file).
+
+    Returns:
+        list[str]: the keys of ``state`` that ``module`` does not use (the
+        caller may warn about them).
+
+    Raises:
+        CheckpointError: a missing weight (the first ones named, with how
+            many of the file's weights match) or a shape mismatch.
+    """
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CheckpointError(
+            f'the {what} checkpoint {path!r} does not match the {what} '
+            f'config: {" ".join(str(e).split())[:1000]}') from e
+    missing = [
+        k for k in missing if not any(k.startswith(a) for a in allow_missing)
+    ]
+    if missing:
+        raise CheckpointError(
+            f'the {what} checkpoint {path!r} lacks {len(missing)} '
+            f'weight(s) of the {what} config, e.g. {missing[:5]} '
+            f'({len(state) - len(unexpected)} of its {len(state)} weights '
+            'match): was it trained with this config?')
+    return list(unexpected)
+
+
+@WEIGHT_INITIALIZERS.register_module(name='StrictPretrained')
+class StrictPretrainedInit:
+    """mmengine's ``Pretrained`` initializer, strict: ``init_cfg=dict(
+    type='StrictPretrained', checkpoint=PATH, prefix=None)``.
+
+    mmengine's ``PretrainedInit`` loads with ``strict=False``: a checkpoint
+    of another model initialises nothing and says so only in the log. This
+    one refuses a checkpoint that lacks any weight of the module (naming
+    the keys) or whose shapes differ; unused extra weights are logged.
+
+    Args:
+        checkpoint (str): the checkpoint file (or URL).
+        prefix (str, optional): take the weights under this prefix (e.g.
+            ``'backbone.'`` of a whole model's checkpoint), prefix removed.
+        allow_missing (Sequence[str]): key prefixes (of the module) that
+            may be absent.
+        map_location (str): accepted for ``PretrainedInit`` configs; the
+            weights are always read on the CPU.
+    """
+
+    def __init__(self,
+                 checkpoint: str,
+                 prefix: Optional[str] = None,
+                 allow_missing: Sequence[str] = (),
+                 map_location: str = 'cpu') -> None:
+        self.checkpoint = checkpoint
+        self.prefix = prefix
+        self.allow_missing = tuple(allow_missing)
+        self.map_location = map_location
+
+    def __call__(self, module) -> None:
+        from mmengine.logging import print_log
+        what = type(module).__name__
+        state = read_state_dict(self.checkpoint, f'{what} checkpoint')
+        if self.prefix:
+            if not any(k.startswith(self.prefix) for k in state):
+                raise CheckpointError(
+                    f'StrictPretrained: no weight of {self.checkpoint!r} '
+                    f'starts with prefix {self.prefix!r}')
+            state = strip_prefix(state, self.prefix)
+        unused = load_state_dict_strict(module, state, self.checkpoint, what,
+                                        self.allow_missing)
+        if unused:
+            print_log(
+                f'StrictPretrained: {len(unused)} weight(s) of '
+                f'{self.checkpoint!r} are not used by the {what} (e.g. '
+                f'{unused[:3]})',
+                logger='current',
+                level=logging.WARNING)
+        print_log(
+            f'StrictPretrained: {what} loaded from {self.checkpoint}',
+            logger='current')
+        if hasattr(module, '_params_init_info'):
+            from mmengine.model.weight_init import update_init_info
+            update_init_info(
+                module,
+                init_info=f'StrictPretrained: load from {self.checkpoint}')

@@ -66,7 +66,7 @@ __all__ = [
     'CACHE_FORMAT', 'CACHE_VERSION', 'PriorFeatureCache',
     'PriorFeatureCacheWriter', 'teacher_config_hash', 'file_sha256',
     'teacher_checkpoint_hashes', 'relative_crop_theta', 'warp_feature_maps',
-    'recover_interrupted_commit'
+    'recover_interrupted_commit', 'WARP_MODES', 'prior_target'
 ]
 
 CACHE_FORMAT = 'mmhand2p.prior_feature_cache'
@@ -74,6 +74,8 @@ CACHE_VERSION = 1
 INDEX_FILE = 'index.json'
 #: variant names by index (``--flip`` of the extraction tool)
 VARIANTS = ('plain', 'flip')
+#: what :func:`prior_target` does with a sample cropped unlike the cache
+WARP_MODES = ('affine', 'none', 'refuse')
 
 
 # ----------------------------------------------------------------------------
@@ -213,6 +215,76 @@ def warp_feature_maps(feats: Tensor,
         padding_mode='border',
         align_corners=False)
     return out, inside.to(feats.dtype)
+
+
+def prior_target(feats: Dict[str, Tensor],
+                 cache_affine: Tensor,
+                 cache_size: Sequence[int],
+                 target_affine: Tensor,
+                 target_size: Tensor,
+                 size: Tuple[int, int],
+                 warp: str = 'affine',
+                 mask_outside: bool = True,
+                 crop_tol: float = 1e-4,
+                 names: Optional[Sequence] = None
+                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    """The distillation target of a batch from cached teacher features:
+    each prior resampled from the cached crop onto the sample's crop, then
+    averaged over the priors.
+
+    Args:
+        feats (dict): ``{prior: (B, C, h', w') float32}`` cached features.
+        cache_affine (Tensor): ``(B, 2, 3)`` original image -> cached crop.
+        cache_size (Sequence[int]): the cached crop's ``(w, h)``.
+        target_affine (Tensor): ``(B, 2, 3)`` original image -> the
+            sample's crop (metainfo ``crop_affine``).
+        target_size (Tensor): ``(B, 2)`` the sample's ``(w, h)`` (metainfo
+            ``input_size``).
+        size (tuple): output ``(h, w)`` (the grid of the features that are
+            distilled).
+        warp (str): for a sample cropped unlike the cache (shift / scale /
+            rotation): ``'affine'`` resamples through the relative crop
+            affine, ``'none'`` uses the cached crop as it is, ``'refuse'``
+            raises.
+        mask_outside (bool): return the weight of the cells the cached
+            crop covers (``'affine'`` only).
+        crop_tol (float): largest difference of the relative affine from
+            the identity that counts as the same crop.
+        names (Sequence, optional): per sample, how errors name it (e.g.
+            ``img_id``).
+
+    Returns:
+        tuple: ``(B, C, h, w)`` target and ``(B, 1, h, w)`` loss weight
+        (None without ``mask_outside`` or with ``warp='none'``).
+    """
+    if warp not in WARP_MODES:
+        raise ValueError(f'prior feature cache: warp must be one of '
+                         f'{WARP_MODES}, got {warp!r}')
+    theta = relative_crop_theta(cache_affine, cache_size,
+                                target_affine.to(cache_affine.device),
+                                target_size)
+    eye = torch.eye(2, 3, dtype=theta.dtype, device=theta.device)
+    moved = (theta - eye).abs().flatten(1).amax(1) > crop_tol
+    if moved.any() and warp == 'refuse':
+        idx = moved.nonzero()[:, 0].tolist()
+        bad = [names[i] for i in idx] if names is not None else idx
+        raise ValueError(
+            "prior feature cache (warp='refuse'): samples img_id="
+            f'{bad[:5]} were cropped differently from the cached '
+            'deterministic crop (geometric augmentation); use '
+            'TwoHandCropAffine(test_mode=True) in the training pipeline '
+            "or set warp='affine' or 'none'")
+    if warp == 'none':
+        theta = eye.expand_as(theta)
+    warped, weight = [], None
+    for f in feats.values():
+        f, inside = warp_feature_maps(f, theta, size)
+        warped.append(f)
+        weight = inside
+    target = torch.stack(warped).mean(0)
+    if not mask_outside or warp == 'none':
+        weight = None
+    return target, weight
 
 
 # ----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from mmhand2p.models.teachers import feature_cache as fc
-from mmhand2p.models.teachers.feature_cache import (PriorFeatureCache,
-                                                    PriorFeatureCacheWriter)
+from mmhand2p.utils import feature_cache as fc
+from mmhand2p.utils.feature_cache import (PriorFeatureCache,
+                                          PriorFeatureCacheWriter)
 
 
 class _Killed(BaseException):

@@ -184,11 +184,12 @@ def extract(cfg,
     from mmengine.utils import ProgressBar
     from torch.utils.data import DataLoader
 
-    from mmhand2p.models.teachers.feature_cache import (
-        PriorFeatureCacheWriter, _jsonable, now_iso, teacher_checkpoint_hashes,
-        teacher_config_hash)
     from mmhand2p.registry import DATASETS, MODELS
     from mmhand2p.utils import register_all_modules
+    from mmhand2p.utils.feature_cache import (PriorFeatureCacheWriter,
+                                              _jsonable, now_iso,
+                                              teacher_checkpoint_hashes,
+                                              teacher_config_hash)
 
     register_all_modules(init_default_scope=True)
     if flip not in ('both', 'none'):

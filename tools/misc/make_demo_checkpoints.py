@@ -46,8 +46,7 @@ def parse_args(argv=None):
 
 def assemble(detector: str, reconstructor: str, refiner=None) -> OrderedDict:
     """One ``DetectThenReconstruct`` state dict from the parts' files."""
-    from mmhand2p.models.reconstructors.detect_reconstruct import \
-        read_state_dict as read_state
+    from mmhand2p.utils.config_parts import read_part_state_dict as read_state
     out = OrderedDict()
     for k, v in read_state(detector, 'detector').items():
         out['detector.' + k] = v

@@ -1,6 +1,7 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """A2P's fusion alignment encoder and transformer fusion (prior distillation).
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -9,10 +10,10 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmhand2p.registry import MODELS
+from mmhand2p.utils.feature_cache import (WARP_MODES, PriorFeatureCache,
+                                          prior_target)
 from mmhand2p.utils.typing import ConfigType, OptConfigType
 from ..teachers.base import PRIORS, check_teacher_checkpoint
-from ..teachers.feature_cache import (PriorFeatureCache, relative_crop_theta,
-                                      warp_feature_maps)
 from ..utils import sine_position_encoding
 
 __all__ = ['FusionAlignmentNeck']
@@ -55,7 +56,12 @@ class FusionAlignmentNeck(BaseModule):
         prior_source (str): ``'fae'`` or ``'teacher'`` (starred variant).
         num_layers / num_heads / ffn_dims / dropout: transformer encoder.
         loss_distill (dict): the distillation loss (MSE).
-        prior_cache (dict, optional): read the distillation target from an
+        prior_cache (dict, optional): **deprecated**: put
+            ``LoadPriorFeatures(root=..., priors=..., teachers=...)`` at the
+            end of the training pipeline instead (the data transform reads
+            the cache, :meth:`loss` finds the features in the data samples;
+            ``docs/a2p.md``). Still read here, with a ``DeprecationWarning``:
+            the distillation target from an
             on-disk cache of the teachers' features instead of running them
             (``tools/misc/extract_prior_features.py``; ``docs/a2p.md``):
             ``dict(root=..., warp='affine', mask_outside=True,
@@ -73,6 +79,12 @@ class FusionAlignmentNeck(BaseModule):
             ``prior_source='fae'``; the model passes its data samples to
             :meth:`loss`.
         init_cfg: mmengine init config.
+
+    Where the distillation target comes from (:meth:`loss`, first that
+    applies): the data samples' ``prior_features`` (written by the
+    ``LoadPriorFeatures`` transform), the deprecated ``prior_cache``, or
+    the live teachers run on ``aux['rgb']`` (the RGB images the model
+    passed to :meth:`forward` as ``rgb=``).
     """
 
     #: keys of ``prior_cache`` and their defaults
@@ -124,6 +136,12 @@ class FusionAlignmentNeck(BaseModule):
         # built on demand, deliberately not an nn.Module attribute
         self._teachers: Optional[List[nn.Module]] = None
         self.prior_cache = self._check_prior_cache(prior_cache)
+        if self.prior_cache is not None:
+            warnings.warn(
+                'FusionAlignmentNeck(prior_cache=...) is deprecated: add '
+                'dict(type=\'LoadPriorFeatures\', root=..., priors=..., '
+                'teachers=...) after PackTwoHandInputs in the training '
+                'pipeline instead (docs/a2p.md)', DeprecationWarning)
         self._cache = None  # opened and validated on first use
 
         self.input_proj = nn.Conv2d(in_channels, embed_dims, 1)
@@ -165,7 +183,7 @@ class FusionAlignmentNeck(BaseModule):
                              f'{sorted(self.PRIOR_CACHE_DEFAULTS)}')
         out = dict(self.PRIOR_CACHE_DEFAULTS, **cfg)
         warp = {True: 'affine', False: 'refuse'}.get(out['warp'], out['warp'])
-        if warp not in ('affine', 'none', 'refuse'):
+        if warp not in WARP_MODES:
             raise ValueError("FusionAlignmentNeck.prior_cache.warp must be "
                              f"'affine', 'none' or 'refuse', got {warp!r}")
         out['warp'] = warp
@@ -256,12 +274,14 @@ class FusionAlignmentNeck(BaseModule):
             img_feat (Tensor): ``(B, C_i, h, w)`` backbone feature ``F_i``.
             inputs (Tensor, optional): ``(B, 3, H, W)`` normalised network
                 input (for an FAE with its own encoder).
-            rgb (Tensor, optional): ``(B, 3, H, W)`` RGB 0-255 (for teachers
-                when ``prior_source='teacher'``).
+            rgb (Tensor, optional): ``(B, 3, H, W)`` RGB 0-255: the
+                teachers' input when ``prior_source='teacher'``, and, with
+                the FAE, kept in ``aux['rgb']`` for the live teachers of
+                :meth:`loss` (the model passes it in training).
 
         Returns:
-            tuple: ``F`` ``(B, d, h, w)`` and ``aux`` (``fae_prior`` when
-            the FAE ran, for the distillation loss).
+            tuple: ``F`` ``(B, d, h, w)`` and ``aux``: ``fae_prior`` when
+            the FAE ran and ``rgb`` when given, the input of :meth:`loss`.
         """
         if isinstance(img_feat, (tuple, list)):
             img_feat = img_feat[-1]
@@ -278,6 +298,8 @@ class FusionAlignmentNeck(BaseModule):
             else:
                 prior = self.fae_prior(img_feat, inputs)
                 aux['fae_prior'] = prior
+                if rgb is not None:
+                    aux['rgb'] = rgb
             prior_tokens = self.prior_proj(prior).flatten(2).transpose(1, 2)
             tokens = torch.cat([
                 tokens + self.type_embed[0],
@@ -340,71 +362,131 @@ class FusionAlignmentNeck(BaseModule):
         variants = [cache.variant_of(bool(m.get('flip', False)))
                     for m in metas]
         feats, cache_affine = cache.load(rows, variants, self.priors, device)
+        return self._target(feats, cache_affine, cache.input_size, metas,
+                            size, self.prior_cache)
+
+    @staticmethod
+    def _target(feats: Dict[str, Tensor], cache_affine: Tensor, cache_size,
+                metas: Sequence[dict], size: Tuple[int, int],
+                cfg: dict) -> Tuple[Tensor, Optional[Tensor]]:
+        """:func:`~mmhand2p.utils.feature_cache.prior_target` onto the
+        crops of ``metas`` (metainfo ``crop_affine``, ``input_size``)."""
         target_affine = torch.stack([
             torch.as_tensor(m['crop_affine'], dtype=torch.float64).reshape(
                 2, 3) for m in metas
-        ]).to(cache_affine.device)
+        ])
         target_size = torch.tensor([[float(s) for s in m['input_size']]
                                     for m in metas],
                                    dtype=torch.float64)
-        theta = relative_crop_theta(cache_affine, cache.input_size,
-                                    target_affine, target_size)
-        eye = torch.eye(2, 3, dtype=theta.dtype, device=theta.device)
-        moved = (theta - eye).abs().flatten(1).amax(1) > \
-            self.prior_cache['crop_tol']
-        warp = self.prior_cache['warp']
-        if moved.any() and warp == 'refuse':
-            bad = [metas[i]['img_id'] for i in moved.nonzero()[:, 0].tolist()]
-            raise ValueError(
-                f"FusionAlignmentNeck.prior_cache(warp='refuse'): samples "
-                f'img_id={bad[:5]} were cropped differently from the cached '
-                'deterministic crop (geometric augmentation); use '
-                'TwoHandCropAffine(test_mode=True) in the training pipeline '
-                "or set prior_cache.warp='affine' or 'none'")
-        if warp == 'none':
-            theta = eye.expand_as(theta)
-        warped, weight = [], None
-        for p in self.priors:
-            f, inside = warp_feature_maps(feats[p], theta, size)
-            warped.append(f)
-            weight = inside
-        target = torch.stack(warped).mean(0)
-        if not self.prior_cache['mask_outside'] or warp == 'none':
-            weight = None
-        return target, weight
+        return prior_target(
+            feats,
+            cache_affine,
+            cache_size,
+            target_affine,
+            target_size,
+            size,
+            warp=cfg['warp'],
+            mask_outside=cfg['mask_outside'],
+            crop_tol=cfg['crop_tol'],
+            names=[m.get('img_id') for m in metas])
 
-    def loss(self,
-             aux: Dict,
-             rgb: Optional[Tensor],
-             data_samples: Optional[Sequence] = None) -> Dict[str, Tensor]:
+    def sample_prior(self, data_samples: Sequence, size: Tuple[int, int],
+                     device=None) -> Tuple[Tensor, Optional[Tensor]]:
+        """The mean teacher feature of a batch from the data samples'
+        ``prior_features`` (the ``LoadPriorFeatures`` transform's output:
+        ``{prior: (C, h', w')}`` cached features, ``crop_affine`` (2, 3) of
+        the cached crop, metainfo ``input_size`` / ``warp`` /
+        ``mask_outside`` / ``crop_tol``), resampled onto each sample's crop
+        at ``size`` as :meth:`cached_prior` does.
+
+        Returns:
+            tuple: ``(B, teacher_channels, h, w)`` target and ``(B, 1, h,
+            w)`` loss weight or None.
+        """
+        items = [ds.prior_features for ds in data_samples]
+        metas = [ds.metainfo for ds in data_samples]
+        for key in ('crop_affine', 'input_size'):
+            lost = [n for n, m in enumerate(metas) if m.get(key) is None]
+            if lost:
+                raise KeyError(
+                    f'FusionAlignmentNeck.loss: data samples {lost} have no '
+                    f'metainfo {key!r} (packed by TwoHandCropAffine + '
+                    'PackTwoHandInputs), needed to align the cached features')
+        have = tuple(items[0].metainfo.get('priors', ()))
+        lost = [p for p in self.priors if p not in have]
+        if lost:
+            raise KeyError(
+                f'FusionAlignmentNeck.loss: the data samples\' '
+                f'prior_features hold {have}, the neck distils '
+                f'{self.priors} (missing {lost}): give LoadPriorFeatures '
+                'the neck\'s priors')
+        feats = {
+            p: torch.stack([it.get(p) for it in items]).to(device).float()
+            for p in self.priors
+        }
+        cache_affine = torch.stack([
+            torch.as_tensor(it.crop_affine, dtype=torch.float64)
+            for it in items
+        ]).to(device)
+        cache_size = torch.tensor(
+            [[float(v) for v in it.metainfo['input_size']] for it in items],
+            dtype=torch.float64)
+        cfg = {
+            k: items[0].metainfo.get(k, self.PRIOR_CACHE_DEFAULTS[k])
+            for k in ('warp', 'mask_outside', 'crop_tol')
+        }
+        return self._target(feats, cache_affine, cache_size, metas, size, cfg)
+
+    def loss(self, aux: Dict,
+             data_samples: Optional[Sequence]) -> Dict[str, Tensor]:
         """Distillation loss ``MSE(FAE(img), mean teacher feature)``.
 
+        The target is, the first that applies: the data samples'
+        ``prior_features`` (``LoadPriorFeatures``, every sample),
+        the deprecated ``prior_cache`` or the live teachers on
+        ``aux['rgb']``.
+
         Args:
-            aux (dict): from :meth:`forward`.
-            rgb (Tensor): ``(B, 3, H, W)`` RGB images, 0-255 scale (unused
-                with ``prior_cache``).
-            data_samples (Sequence, optional): the batch's data samples,
-                needed with ``prior_cache``.
+            aux (dict): the second output of :meth:`forward`
+                (``fae_prior``; ``rgb`` for live teachers).
+            data_samples (Sequence, optional): the batch's data samples.
 
         Returns:
             dict: ``{'loss_distill': ...}`` (empty for the baseline or the
             starred variant).
         """
+        if isinstance(data_samples, Tensor):
+            raise TypeError(
+                'FusionAlignmentNeck.loss(aux, data_samples): the images for '
+                'the live teachers go to forward(..., rgb=rgb), which keeps '
+                "them in aux['rgb']")
         if 'fae_prior' not in aux:
             return {}
         pred = aux['fae_prior']
-        if self.prior_cache is not None:
-            if data_samples is None:
-                raise ValueError('FusionAlignmentNeck.loss: prior_cache needs '
-                                 'the data samples (loss(aux, rgb, '
-                                 'data_samples))')
-            target, weight = self.cached_prior(data_samples,
-                                               tuple(pred.shape[-2:]),
-                                               pred.device)
+        size = tuple(pred.shape[-2:])
+        samples = list(data_samples or [])
+        if samples and all(
+                hasattr(ds, 'prior_features') for ds in samples):
+            target, weight = self.sample_prior(samples, size, pred.device)
             return dict(
                 loss_distill=self.loss_distill(pred, target.to(pred.dtype),
                                                weight))
-        target = self.teacher_prior(rgb, tuple(pred.shape[-2:]))
+        if self.prior_cache is not None:
+            if not samples:
+                raise ValueError('FusionAlignmentNeck.loss: prior_cache needs '
+                                 'the data samples (loss(aux, '
+                                 'data_samples))')
+            target, weight = self.cached_prior(samples, size, pred.device)
+            return dict(
+                loss_distill=self.loss_distill(pred, target.to(pred.dtype),
+                                               weight))
+        if aux.get('rgb') is None:
+            raise ValueError(
+                'FusionAlignmentNeck.loss: no distillation target: the data '
+                'samples carry no prior_features (LoadPriorFeatures) and '
+                "aux has no 'rgb' for the live teachers (pass rgb= to "
+                'forward)')
+        target = self.teacher_prior(aux['rgb'], size)
         return dict(loss_distill=self.loss_distill(pred, target))
 
     def __repr__(self) -> str:
@@ -412,4 +494,3 @@ class FusionAlignmentNeck(BaseModule):
                 f'prior_source={self.prior_source!r}, embed_dims='
                 f'{self.embed_dims}, teachers built: {self.has_teachers})\n' +
                 super().__repr__())
-

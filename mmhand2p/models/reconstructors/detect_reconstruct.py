@@ -5,26 +5,31 @@
 (the training crop maths) -> reconstructor (-> gated refiner) -> hands in the
 image's camera frame``. See ``docs/detect_reconstruct.md``.
 """
-import copy
-import logging
-import os.path as osp
-import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmhand2p.models.refiners import content_noise_key
 from mmhand2p.registry import MODELS
 from mmhand2p.structures import HandDataSample
+# the part helpers live in a neutral module; these names stay importable
+# from here for old code
+from mmhand2p.utils.config_parts import load_part as _load_part
+from mmhand2p.utils.config_parts import merge_part_checkpoints  # noqa: F401
+from mmhand2p.utils.config_parts import part_config as _part_config
+from mmhand2p.utils.config_parts import \
+    read_part_state_dict as read_state_dict  # noqa: F401
+from mmhand2p.utils.config_parts import test_transform as _test_transform
 from mmhand2p.utils.geometry import project_points
 from mmhand2p.utils.setup_env import keep_default_scope
+from mmhand2p.utils.timing import StageTimer
 from mmhand2p.utils.typing import ConfigType, OptConfigType, OptSampleList
+from .base import BaseTwoHandReconstructor
 from .pairing import pair_hands, pair_scores
 
 __all__ = ['DetectThenReconstruct', 'merge_part_checkpoints']
@@ -49,58 +54,6 @@ _NOT_TRAINABLE = (
 # ----------------------------------------------------------------------------
 # configs of the parts
 # ----------------------------------------------------------------------------
-def _repo_root() -> str:
-    import mmhand2p
-    return osp.dirname(osp.dirname(osp.abspath(mmhand2p.__file__)))
-
-
-def _find_config(path: str, what: str) -> str:
-    tried = [osp.abspath(path)]
-    if not osp.isabs(path):
-        tried.append(osp.join(_repo_root(), path))
-    for p in tried:
-        if osp.isfile(p):
-            return p
-    raise FileNotFoundError(
-        f'DetectThenReconstruct: {what} config file {path!r} not found '
-        f'(looked at {tried}); give a model dict or an existing config file')
-
-
-def _part_config(cfg: Union[ConfigType, str],
-                 what: str) -> Tuple[ConfigDict, Optional[Config]]:
-    """The model dict of a part and, if ``cfg`` is a file, the whole
-    config (to read its test pipeline)."""
-    if isinstance(cfg, str):
-        full = Config.fromfile(_find_config(cfg, what))
-        if full.get('model') is None:
-            raise KeyError(f'DetectThenReconstruct: the {what} config {cfg!r} '
-                           'has no "model"')
-        return ConfigDict(copy.deepcopy(full.model)), full
-    if not isinstance(cfg, dict):
-        raise TypeError(f'DetectThenReconstruct: {what} must be a model dict '
-                        f'or a config file path, got {type(cfg).__name__}')
-    # ConfigDict: mmdet reads its test_cfg by attribute
-    return ConfigDict(copy.deepcopy(cfg)), None
-
-
-def _test_transform(full: Optional[Config], name: str) -> Optional[dict]:
-    """The first transform of type ``name`` in a config's test pipeline."""
-    if full is None:
-        return None
-    pipelines = []
-    for key in ('test_dataloader', 'val_dataloader'):
-        dataset = (full.get(key) or {}).get('dataset') or {}
-        pipelines.append(dataset.get('pipeline'))
-        pipelines.append((dataset.get('dataset') or {}).get('pipeline'))
-    pipelines += [full.get('test_pipeline'), full.get('val_pipeline')]
-    for pipeline in pipelines:
-        for t in pipeline or []:
-            if isinstance(t, dict) and str(t.get('type',
-                                                 '')).split('.')[-1] == name:
-                return t
-    return None
-
-
 def _pair(v, what: str) -> Tuple[int, int]:
     if isinstance(v, (int, float)):
         v = (v, v)
@@ -118,29 +71,8 @@ def _to_numpy(x) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# stage timing, resizing for the detector
+# resizing for the detector
 # ----------------------------------------------------------------------------
-class _StageClock:
-    """Wall time of the model's stages for one ``predict`` call, in ms
-    (CUDA work is synchronised before each reading)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == 'cuda'
-        self.times: Dict[str, float] = {}
-        self._t = self._now()
-
-    def _now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        """Charge the time since the previous lap to ``stage``."""
-        t = self._now()
-        self.times[stage] = self.times.get(stage, 0.0) + 1000.0 * (t - self._t)
-        self._t = t
-
-
 def resize_bilinear(img: Tensor, size: Tuple[int, int]) -> Tensor:
     """``F.interpolate(img[None].float(), size, mode='bilinear',
     align_corners=False)[0]`` without making a float copy of ``img``.
@@ -185,110 +117,6 @@ def resize_bilinear(img: Tensor, size: Tuple[int, int]) -> Tensor:
 
 
 # ----------------------------------------------------------------------------
-# checkpoints of the parts
-# ----------------------------------------------------------------------------
-def read_state_dict(path: str, what: str) -> Dict[str, Tensor]:
-    """The weights of a part's checkpoint file (``module.`` removed).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: an empty, truncated or non-checkpoint file.
-    """
-    from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
-    from mmhand2p.utils.checkpoint import read_checkpoint, state_dict_of
-    register_checkpoint_safe_globals()
-    if '://' not in path and not osp.isfile(path):
-        raise FileNotFoundError(
-            f'DetectThenReconstruct: {what} checkpoint {path!r} does not '
-            'exist')
-    name = f'DetectThenReconstruct: {what} checkpoint'
-    return state_dict_of(read_checkpoint(path, name), path, name)
-
-
-def _load_part(module: nn.Module,
-               path: str,
-               what: str,
-               prefix: str,
-               allow_missing: Sequence[str] = ()) -> None:
-    """Load a separately trained part (or the part of a combined
-    checkpoint, keys ``<prefix>...``) into ``module``; every key of the part
-    must be there except those under ``allow_missing``."""
-    state = read_state_dict(path, what)
-    if any(k.startswith(prefix) for k in state):
-        state = {
-            k[len(prefix):]: v
-            for k, v in state.items() if k.startswith(prefix)
-        }
-    from mmhand2p.utils.checkpoint import CheckpointError
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        raise CheckpointError(
-            f'DetectThenReconstruct: the {what} checkpoint {path!r} does '
-            f'not match the {what} config: {" ".join(str(e).split())[:1000]}'
-        ) from e
-    missing = [
-        k for k in missing if not any(k.startswith(a) for a in allow_missing)
-    ]
-    if missing:
-        raise CheckpointError(
-            f'DetectThenReconstruct: the {what} checkpoint {path!r} lacks '
-            f'{len(missing)} weight(s) of the {what} config, e.g. '
-            f'{missing[:5]} ({len(state) - len(unexpected)} of its '
-            f'{len(state)} weights match): was it trained with this config?')
-    if unexpected:
-        print_log(
-            f'DetectThenReconstruct: {len(unexpected)} weight(s) of {path!r} '
-            f'are not used by the {what} (e.g. {unexpected[:3]})',
-            logger='current',
-            level=logging.WARNING)
-    module._is_init = True  # init_weights() must not overwrite them
-    print_log(
-        f'DetectThenReconstruct: {what} weights loaded from {path}',
-        logger='current')
-
-
-def merge_part_checkpoints(detector_checkpoint: str,
-                           reconstructor_checkpoint: str,
-                           out_file: str) -> str:
-    """Write one checkpoint of a :class:`DetectThenReconstruct` from the
-    checkpoints of its separately trained parts.
-
-    The keys become ``detector.<key>`` and ``reconstructor.<key>``, so the
-    file loads with ``tools/test.py CONFIG OUT_FILE`` (``load_from``) or
-    ``mmengine.runner.load_checkpoint(model, OUT_FILE)``.
-
-    Args:
-        detector_checkpoint (str): e.g. a ``configs/rtmdet_hand`` run's
-            checkpoint (EMA weights when trained with the EMA hook).
-        reconstructor_checkpoint (str): e.g. a ``configs/a2p`` run's.
-        out_file (str): where to write.
-
-    Returns:
-        str: ``out_file``.
-    """
-    state = {}
-    for prefix, path, what in (('detector.', detector_checkpoint, 'detector'),
-                               ('reconstructor.', reconstructor_checkpoint,
-                                'reconstructor')):
-        part = read_state_dict(path, what)
-        if any(k.startswith(prefix) for k in part):
-            part = {
-                k[len(prefix):]: v
-                for k, v in part.items() if k.startswith(prefix)
-            }
-        state.update({prefix + k: v for k, v in part.items()})
-    meta = dict(
-        detector_checkpoint=osp.abspath(detector_checkpoint),
-        reconstructor_checkpoint=osp.abspath(reconstructor_checkpoint))
-    # atomic (temporary file, fsync, rename): a kill never leaves a partial
-    # out_file, and an earlier out_file stays until the new one is complete
-    from mmhand2p.utils.fileio import atomic_torch_save
-    atomic_torch_save(dict(state_dict=state, meta=meta), out_file)
-    return out_file
-
-
-# ----------------------------------------------------------------------------
 @MODELS.register_module()
 class DetectThenReconstruct(BaseModel):
     """A hand detector and a top-down two-hand reconstructor as one model.
@@ -317,11 +145,15 @@ class DetectThenReconstruct(BaseModel):
        are exactly those the reconstructor was trained with. Without
        rotation the crop camera has the same frame as the image camera.
     4. **Reconstruct.** All crops of the batch go through the
-       reconstructor's data preprocessor, backbone, neck and head at once.
-    5. **Refine.** If ``refine`` and the reconstructor has a refiner (and
-       its ``test_cfg.refine`` is not False), the complete pairs -- never
-       the single-hand crops, whose second hand is a guess -- go to
-       ``refiner.refine`` with their crop metainfo; the refiner's own gate
+       reconstructor's data preprocessor and its public ``predict`` at once
+       (any :class:`~mmhand2p.models.reconstructors.base.
+       BaseTwoHandReconstructor` on two-hand crops).
+    5. **Refine.** If ``refine`` and the reconstructor refines
+       (``reconstructor.refines``: it has a refiner and its
+       ``test_cfg.refine`` is not False), the complete pairs -- never
+       the single-hand crops, whose second hand is a guess -- are refined:
+       ``predict``'s per-sample ``refine`` mask selects them, and they go
+       to the refiner with their crop metainfo; the refiner's own gate
        (box overlap + penetration) decides which it changes. Each crop's
        metainfo ``noise_key`` (the image's content,
        :func:`~mmhand2p.models.refiners.content_noise_key`, and the pair's
@@ -482,13 +314,12 @@ class DetectThenReconstruct(BaseModel):
                 f'DetectThenReconstruct: reconstructor {note}',
                 logger='current')
         self.reconstructor = MODELS.build(rec_cfg)
-        for name in ('extract_feat', 'head'):
-            if not hasattr(self.reconstructor, name):
-                raise TypeError(
-                    'DetectThenReconstruct: the reconstructor must be a top-'
-                    'down model with extract_feat() and a head (e.g. '
-                    'TopDownTwoHandReconstructor), got '
-                    f'{type(self.reconstructor).__name__}')
+        if not isinstance(self.reconstructor, BaseTwoHandReconstructor):
+            raise TypeError(
+                'DetectThenReconstruct: the reconstructor must be a '
+                'BaseTwoHandReconstructor taking two-hand crops (e.g. '
+                'TopDownTwoHandReconstructor), got '
+                f'{type(self.reconstructor).__name__}')
         crop_t = _test_transform(rec_full, 'TwoHandCropAffine') or {}
         if crop_input_size is None:
             crop_input_size = crop_t.get('input_size', (256, 256))
@@ -554,11 +385,13 @@ class DetectThenReconstruct(BaseModel):
             ``stage_times_ms``: the whole batch's wall time (ms) per stage,
             ``detector`` (or the ground-truth box lookup), ``reconstruction``
             (pairing, crops, stage 1, writing the outputs) and
-            ``refinement`` (None when the refiner is off or absent).
+            ``refinement`` (the reconstructor's own ``stage_times_ms``;
+            None when the refiner is off or absent); see
+            :mod:`mmhand2p.utils.timing`.
         """
         images = self._image_list(inputs)
         device = images[0].device if images else torch.device('cpu')
-        clock = _StageClock(device)
+        clock = StageTimer(device)
         if data_samples is None:
             data_samples = [HandDataSample() for _ in images]
         if len(data_samples) != len(images):
@@ -589,8 +422,8 @@ class DetectThenReconstruct(BaseModel):
                 sample.set_metainfo(dict(noise_key=f'{image_keys[i]}#{j}'))
             crops.append(crop)
             crop_samples.append(sample)
-        preds, refined, stage1 = self._reconstruct(
-            crops, crop_samples, [pairs[i][j] for i, j in jobs], clock)
+        preds, refined, stage1, refinement = self._reconstruct(
+            crops, crop_samples, [pairs[i][j] for i, j in jobs])
 
         k = 0
         for i, ds in enumerate(data_samples):
@@ -600,11 +433,11 @@ class DetectThenReconstruct(BaseModel):
                                 None if stage1 is None else stage1[k:k + n],
                                 device)
             k += n
-        clock.lap('reconstruction')
+        total = clock.lap(None)
         times = dict(
             detector=clock.times['detector'],
-            reconstruction=clock.times['reconstruction'],
-            refinement=clock.times.get('refinement'))
+            reconstruction=total - (refinement or 0.0),
+            refinement=refinement)
         for ds in data_samples:
             ds.set_metainfo(dict(stage_times_ms=dict(times)))
         return data_samples
@@ -781,59 +614,37 @@ class DetectThenReconstruct(BaseModel):
         packed = self.pack_transform.transform(results)
         return packed['inputs'], packed['data_samples']
 
-    def _reconstruct(self,
-                     crops: List[Tensor],
-                     samples: List,
-                     pairs: List[Tuple[int, int]],
-                     clock: Optional[_StageClock] = None):
-        """Run the reconstructor on all crops; refine the complete pairs.
-        With a ``clock``, the refiner's time is charged to ``refinement``
-        (also when no pair needs it) and the rest to ``reconstruction``.
+    def _reconstruct(self, crops: List[Tensor], samples: List,
+                     pairs: List[Tuple[int, int]]):
+        """Run the reconstructor (its own data preprocessor and public
+        ``predict``) on all crops; only the complete pairs may be refined
+        (``refine`` mask).
 
         Returns:
             tuple: per crop ``InstanceData`` (2 instances, crop frame ==
-            image camera frame), ``refined`` flags, and the stage-1
-            ``(joints_3d, vertices)`` if refinement ran (else None).
+            image camera frame), ``refined`` flags, the stage-1
+            ``(joints_3d, vertices)`` if refinement was on (else None) and
+            the reconstructor's ``refinement`` time in ms (None when off).
         """
         rec = self.reconstructor
-        refiner = getattr(rec, 'refiner', None)
-        rec_test_cfg = getattr(rec, 'test_cfg', None) or {}
-        refine = (self.refine and refiner is not None
-                  and rec_test_cfg.get('refine', True))
-        if clock is not None and refine:
-            clock.times.setdefault('refinement', 0.0)
+        on = self.refine and rec.refines
         if not crops:
-            return [], [], None
+            return [], [], None, 0.0 if on else None
         data = rec.data_preprocessor(
             dict(inputs=crops, data_samples=samples), False)
-        if refine and getattr(refiner, 'batch_invariant', False):
-            # the refiner amplifies the rounding of batched arithmetic in
-            # its input: stage 1 one crop at a time (as TopDown's predict)
-            preds = []
-            for n in range(len(crops)):
-                feats, _ = rec.extract_feat(data['inputs'][n:n + 1])
-                preds.extend(
-                    rec.head.predict(feats, data['data_samples'][n:n + 1],
-                                     getattr(rec, 'test_cfg', None)))
-        else:
-            feats, _ = rec.extract_feat(data['inputs'])
-            preds = rec.head.predict(feats, data['data_samples'],
-                                     getattr(rec, 'test_cfg', None))
-        refined = [False] * len(preds)
-        if not refine:
-            return preds, refined, None
-        stage1 = [(p.joints_3d.clone(), p.vertices.clone()) for p in preds]
-        both = [n for n, (r, lft) in enumerate(pairs) if r >= 0 and lft >= 0]
-        if clock is not None:
-            clock.lap('reconstruction')
-        if both:
-            refiner.refine([preds[n] for n in both],
-                           [data['data_samples'][n] for n in both])
-            for n in both:
-                refined[n] = bool(preds[n].metainfo.get('refined', False))
-        if clock is not None:
-            clock.lap('refinement')
-        return preds, refined, stage1
+        mask = [r >= 0 and lft >= 0 for r, lft in pairs] if on else False
+        out = rec.predict(data['inputs'], data['data_samples'], refine=mask)
+        preds = [ds.pred_hands for ds in out]
+        refinement = out[0].metainfo['stage_times_ms'].get('refinement')
+        if not on:
+            return preds, [False] * len(preds), None, None
+        refined = [
+            bool(m and p.metainfo.get('refined', False))
+            for m, p in zip(mask, preds)
+        ]
+        stage1 = [(p.get('unrefined_joints_3d', p.joints_3d),
+                   p.get('unrefined_vertices', p.vertices)) for p in preds]
+        return preds, refined, stage1, refinement
 
     # ------------------------------------------------------------------
     def _empty_shapes(self) -> Dict[str, tuple]:

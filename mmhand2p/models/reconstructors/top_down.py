@@ -1,15 +1,15 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """Top-down two-hand reconstruction: a two-hand crop in, both hands out."""
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple
 
-from mmengine.model import BaseModel
 from torch import Tensor
 
-from mmhand2p.models.refiners import (content_noise_key,
-                                      noise_key_from_metainfo)
+from mmhand2p.models.refiners import content_noise_key, noise_key_from_metainfo
 from mmhand2p.registry import MODELS
+from mmhand2p.utils.timing import StageTimer
 from mmhand2p.utils.typing import (ConfigType, OptConfigType, OptSampleList,
                                    SampleList)
+from .base import BaseTwoHandReconstructor, RefineMask, refine_mask
 
 __all__ = ['TopDownTwoHandReconstructor', 'set_input_noise_keys']
 
@@ -35,11 +35,14 @@ def set_input_noise_keys(inputs: Tensor, data_samples: SampleList) -> None:
 
 
 @MODELS.register_module()
-class TopDownTwoHandReconstructor(BaseModel):
+class TopDownTwoHandReconstructor(BaseTwoHandReconstructor):
     """Backbone -> neck -> head (-> optional refiner) for two-hand crops.
 
     The model only wires components; the neck owns the prior distillation
-    and the head its losses and decoding (mmpose 1.x style).
+    (``neck.loss(aux, data_samples)``: cached teacher features come in the
+    data samples from ``LoadPriorFeatures``, the RGB images for live
+    teachers in ``aux['rgb']``) and the head its losses and decoding (mmpose
+    1.x style). The contract: :class:`BaseTwoHandReconstructor`.
 
     Args:
         backbone (dict): image encoder, e.g. ``dict(type='mmpose.ResNet',
@@ -86,79 +89,111 @@ class TopDownTwoHandReconstructor(BaseModel):
             x = x.flip(1)  # the network sees BGR: teachers want RGB
         return x
 
-    def extract_feat(self, inputs: Tensor):
-        """Backbone and neck features.
-
-        Returns:
-            tuple: fused features and the neck's auxiliary outputs.
-        """
+    def _features(self, inputs: Tensor,
+                  with_rgb: bool = False) -> Tuple[object, Dict]:
+        """Backbone and neck: the fused features and the neck's auxiliary
+        outputs (``with_rgb``: the RGB images go to the neck for the live
+        teachers of its loss)."""
         feats = self.backbone(inputs)
         if self.neck is None:
             return feats, {}
         rgb = None
-        if getattr(self.neck, 'prior_source', 'fae') == 'teacher':
+        if with_rgb or getattr(self.neck, 'prior_source', 'fae') == 'teacher':
             rgb = self._rgb(inputs)
         return self.neck(feats, inputs=inputs, rgb=rgb)
 
+    def extract_feat(self, inputs: Tensor):
+        """Backbone and neck features (what the head reads).
+
+        Args:
+            inputs (Tensor): ``(B, 3, h, w)`` preprocessed crops.
+
+        Returns:
+            Tensor | tuple: the neck's fused features ``(B, d, h', w')``
+            (the backbone's outputs without a neck).
+        """
+        return self._features(inputs)[0]
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict:
-        feats, aux = self.extract_feat(inputs)
+        """The neck's distillation loss (if any) and the head's losses."""
+        neck_loss = self.neck is not None and hasattr(self.neck, 'loss')
+        feats, aux = self._features(inputs, with_rgb=neck_loss)
         losses = {}
-        if self.neck is not None and hasattr(self.neck, 'loss'):
-            if getattr(self.neck, 'prior_cache', None) is not None:
-                # cached teacher features: found by the samples' metainfo
-                losses.update(self.neck.loss(aux, None, data_samples))
-            else:
-                losses.update(self.neck.loss(aux, self._rgb(inputs)))
+        if neck_loss:
+            losses.update(self.neck.loss(aux, data_samples))
         losses.update(self.head.loss(feats, data_samples, self.train_cfg))
         return losses
 
-    def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
-        """Stage 1 (and the refiner, when there is one and
-        ``test_cfg.refine`` is not False).
+    def predict(self,
+                inputs: Tensor,
+                data_samples: SampleList,
+                refine: RefineMask = None) -> SampleList:
+        """Stage 1 and, for the samples that ``refine`` selects, the
+        refiner (see :class:`BaseTwoHandReconstructor`).
 
-        With a ``batch_invariant`` refiner, stage 1 runs one sample at a
-        time: the refiner amplifies the rounding differences of batched
-        arithmetic in its input, so each sample's input must be computed
-        the same way whatever its batch.
+        With a ``batch_invariant`` refiner that may run (``refine`` is not
+        False and :attr:`refines`), stage 1 runs one sample at a time: the
+        refiner amplifies the rounding differences of batched arithmetic in
+        its input, so each sample's input must be computed the same way
+        whatever its batch (and whatever the other samples' flags).
+        Samples offered to the refiner that have no name get one
+        (:func:`set_input_noise_keys`).
+
+        Args:
+            inputs (Tensor): ``(B, 3, h, w)`` preprocessed crops.
+            data_samples (list): B data samples (metainfo
+                ``cam_intrinsics`` of the crop); updated in place.
+            refine (None | bool | Sequence[bool]): the refine mask.
+
+        Returns:
+            list: ``data_samples`` with ``pred_hands`` and metainfo
+            ``stage_times_ms`` (``reconstruction``, ``refinement``).
         """
-        refine = self.refiner is not None and self.test_cfg.get('refine', True)
-        if refine and getattr(self.refiner, 'batch_invariant', False):
+        timer = StageTimer(inputs.device)
+        mask = refine_mask(refine, len(inputs), self.refines)
+        if mask is not None and getattr(self.refiner, 'batch_invariant',
+                                        False):
             preds = []
             for i in range(len(inputs)):
-                feats, _ = self.extract_feat(inputs[i:i + 1])
+                feats = self.extract_feat(inputs[i:i + 1])
                 preds.extend(
                     self.head.predict(feats, data_samples[i:i + 1],
                                       self.test_cfg))
         else:
-            feats, _ = self.extract_feat(inputs)
+            feats = self.extract_feat(inputs)
             preds = self.head.predict(feats, data_samples, self.test_cfg)
-        if refine:
-            set_input_noise_keys(inputs, data_samples)
-            preds = self.refiner.refine(preds, data_samples)
+        times = dict(reconstruction=0.0, refinement=None)
+        idx = [] if mask is None else [i for i, m in enumerate(mask) if m]
+        if mask is not None:
+            times['refinement'] = 0.0
+        if idx:
+            stage1 = {
+                i: (preds[i].joints_3d.clone(), preds[i].vertices.clone())
+                for i in idx
+            }
+            times['reconstruction'] += timer.lap(None)
+            chosen = [data_samples[i] for i in idx]
+            set_input_noise_keys(inputs[idx], chosen)
+            out = self.refiner.refine([preds[i] for i in idx], chosen)
+            for i, pred in zip(idx, out):
+                preds[i] = pred
+            times['refinement'] += timer.lap(None)
+            for i, (joints, vertices) in stage1.items():
+                if 'unrefined_joints_3d' not in preds[i]:
+                    preds[i].unrefined_joints_3d = joints
+                if 'unrefined_vertices' not in preds[i]:
+                    preds[i].unrefined_vertices = vertices
         for ds, pred in zip(data_samples, preds):
             ds.pred_hands = pred
+        times['reconstruction'] += timer.lap(None)
+        for ds in data_samples:
+            ds.set_metainfo(dict(stage_times_ms=dict(times)))
         return data_samples
 
     def _forward(self,
                  inputs: Tensor,
                  data_samples: OptSampleList = None) -> Dict[str, Tensor]:
-        feats, _ = self.extract_feat(inputs)
-        return self.head.forward(feats)
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: OptSampleList = None,
-                mode: str = 'tensor') -> Union[Dict, SampleList]:
-        """The Runner's entry point: ``mode`` is ``'loss'``, ``'predict'`` or
-        ``'tensor'``."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got "
-                         f'{mode!r}')
+        return self.head.forward(self.extract_feat(inputs))
 
     @property
     def deployed_parameter_count(self) -> int:

@@ -60,8 +60,9 @@ def test_distillation_loss_is_mse_to_mean_teacher_feature():
     neck = _neck()
     rgb = torch.full((2, 3, 64, 64), 51.0)
     rgb[1] = 102.0
-    _, aux = neck(torch.randn(2, 16, 4, 4))
-    loss = neck.loss(aux, rgb)['loss_distill']
+    # the model hands the RGB images to forward; loss(aux, data_samples)
+    _, aux = neck(torch.randn(2, 16, 4, 4), rgb=rgb)
+    loss = neck.loss(aux, None)['loss_distill']
     assert sorted(CALLS) == ['depth', 'keypoint', 'segmentation']
     # normalised mean intensity 0.2 / 0.4; offsets 0, 1, 2 average to 1
     m = torch.tensor([0.2, 0.4]).view(2, 1, 1, 1)
@@ -77,13 +78,13 @@ def test_distillation_loss_is_mse_to_mean_teacher_feature():
 def test_priors_subset_and_baseline():
     CALLS.clear()
     neck = _neck(priors=('depth', ))
-    _, aux = neck(torch.randn(1, 16, 4, 4))
-    neck.loss(aux, torch.zeros(1, 3, 64, 64))
+    _, aux = neck(torch.randn(1, 16, 4, 4), rgb=torch.zeros(1, 3, 64, 64))
+    neck.loss(aux, None)
     assert CALLS == ['depth']
     base = _neck(priors=())
     fused, aux = base(torch.randn(1, 16, 4, 4))
     assert fused.shape == (1, 32, 4, 4) and aux == {}
-    assert base.loss(aux, torch.zeros(1, 3, 64, 64)) == {}
+    assert base.loss(aux, None) == {}
     assert not hasattr(base, 'fae_head')
     n_base = sum(p.numel() for p in base.parameters())
     assert n_base < sum(p.numel() for p in neck.parameters())
@@ -105,3 +106,19 @@ def test_bad_configs(tmp_path):
             type='_CountingTeacher', prior='depth', checkpoint=missing)))
     with pytest.raises(ValueError, match='unknown prior'):
         _neck(priors=('normals', ))
+
+
+def test_loss_has_one_signature():
+    """loss(aux, data_samples): the old loss(aux, rgb) is refused with the
+    way to pass the images, and no target at all is named."""
+    neck = _neck(priors=('depth', ))
+    rgb = torch.zeros(1, 3, 64, 64)
+    _, aux = neck(torch.randn(1, 16, 4, 4))
+    assert 'rgb' not in aux
+    with pytest.raises(TypeError, match='forward'):
+        neck.loss(aux, rgb)
+    with pytest.raises(ValueError, match='no distillation target'):
+        neck.loss(aux, None)
+    _, aux = neck(torch.randn(1, 16, 4, 4), rgb=rgb)
+    assert aux['rgb'] is rgb
+    assert set(neck.loss(aux, None)) == {'loss_distill'}

@@ -547,12 +547,12 @@ def test_stage_times_are_recorded_by_the_model(model, full_batch,
     """predict() writes the batch's per-stage wall times into every sample.
     The clock is faked: the detector takes 1 s, the refiner 5 s and
     everything else no time, so each stage must get exactly its own."""
-    from mmhand2p.models.reconstructors import detect_reconstruct as dr
     from mmhand2p.structures import HandDataSample
+    from mmhand2p.utils import timing
     img = full_batch['inputs'][0]
     k = full_batch['data_samples'][0].metainfo['cam_intrinsics']
     now = [100.0]
-    monkeypatch.setattr(dr.time, 'perf_counter', lambda: now[0])
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: now[0])
 
     class SlowRefiner(_StubRefiner):
 

@@ -335,7 +335,7 @@ def test_neck_reads_the_cache_without_teachers(toy_cache):
             input_size=(64, 64),
             flip=True),
     ]
-    loss = neck.loss(aux, None, samples)['loss_distill']
+    loss = neck.loss(aux, samples)['loss_distill']
     half = {
         p: f.astype(np.float16).astype(np.float32)
         for p, f in feats.items()
@@ -378,7 +378,7 @@ def test_neck_masks_cells_outside_the_cached_crop(toy_cache):
     np.testing.assert_allclose(
         target[0, :, :, :2].numpy(), mean[:, :, 2:], atol=1e-6)
     _, aux = neck(torch.randn(1, 8, 4, 4))
-    loss = neck.loss(aux, None, meta)['loss_distill']
+    loss = neck.loss(aux, meta)['loss_distill']
     expected = ((aux['fae_prior'] - target)[..., :2]**2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     # no mask: every cell counts (clamped border features outside)
