@@ -3,9 +3,9 @@
 named protocols (``metrics``); see ``docs/evaluation.md``."""
 from .functional import *  # noqa: F401,F403
 from .metrics import (PROTOCOLS, EvalProtocol, PenetrationMetric,
-                      TwoHandMetric, get_protocol)
+                      RefinerPairMetric, TwoHandMetric, get_protocol)
 
 __all__ = [
     'TwoHandMetric', 'PenetrationMetric', 'EvalProtocol', 'PROTOCOLS',
-    'get_protocol'
+    'get_protocol', 'RefinerPairMetric'
 ]

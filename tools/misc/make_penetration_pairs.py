@@ -44,8 +44,8 @@ A2P diffusion refiner, the two ways of the paper
    network input, a mirrored left hand mapped back) ``X0``.
 
 Only interacting frames with MANO for both hands are used. The output is
-the ``.npz`` of ``mmhand2p.models.refiners.pairs`` (with the normalisation
-sums the refiner's ``stats_file`` reads).
+the ``.npz`` of ``mmhand2p.conventions.penetration_pairs`` (with the
+normalisation sums the refiner's ``stats_file`` reads).
 """
 import argparse
 import os.path as osp

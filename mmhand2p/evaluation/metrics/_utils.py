@@ -52,11 +52,19 @@ def sample_name(sample: dict, index: int) -> str:
     return f'index {index} of the batch'
 
 
-def _mano_layer(mano_model_path: Optional[str]):
-    # imported here: the body model pulls smplx and is only needed by some
-    # protocols
-    from mmhand2p.models.body_models import MANOLayer
-    return MANOLayer(mano_model_path)
+def mano_layer(mano_model_path: Optional[str] = None):
+    """The registered body model ``MANOLayer`` of both hands.
+
+    Looked up by name in ``MODELS`` (whose lazy ``locations`` import
+    ``mmhand2p.models`` on first use): evaluation and models sit side by
+    side and meet only through the registry; the body model pulls smplx and
+    is only needed by some protocols.
+    """
+    from mmhand2p.registry import MODELS
+    return MODELS.get('MANOLayer')(mano_model_path)
+
+
+_mano_layer = mano_layer
 
 
 def mano_joint_regressor(mano_model_path: Optional[str] = None

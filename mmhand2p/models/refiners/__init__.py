@@ -2,8 +2,7 @@
 """Test-time refiners of predicted hands (A2P stage 2)."""
 from .denoiser import TimestepEmbedder, TwoHandDenoiser, timestep_encoding
 from .gating import TwoHandGate, box_iou, boxes_from_points
-from .pairs import (PAIR_FIELDS, PAIR_KINDS, PenetrationPairsDataset,
-                    RefinerPairMetric, load_pairs, save_pairs)
+from .pairs import PAIR_FIELDS, PAIR_KINDS, load_pairs, save_pairs
 from .sampler import GuidedDDIMSampler, ddim_step, standard_normal
 from .schedule import CosineNoiseSchedule, cosine_alpha_bar
 from .two_hand_diffusion import (TwoHandDiffusionRefiner, TwoHandParams,
@@ -18,7 +17,7 @@ __all__ = [
     'GuidedDDIMSampler', 'ddim_step', 'standard_normal', 'TwoHandGate',
     'box_iou', 'boxes_from_points', 'TwoHandParams', 'encode_two_hands',
     'decode_two_hands', 'param_dims', 'load_param_stats',
-    'PenetrationPairsDataset', 'RefinerPairMetric', 'save_pairs', 'load_pairs',
+    'save_pairs', 'load_pairs',
     'PAIR_FIELDS', 'PAIR_KINDS', 'sample_seed', 'noise_key_from_metainfo',
     'content_noise_key', 'condition_noise_keys'
 ]

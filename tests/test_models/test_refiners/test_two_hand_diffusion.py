@@ -11,10 +11,11 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
+from mmhand2p.datasets import PenetrationPairsDataset
 from mmhand2p.models.refiners import (CosineNoiseSchedule, GuidedDDIMSampler,
-                                      PenetrationPairsDataset, TwoHandGate,
-                                      box_iou, ddim_step, decode_two_hands,
-                                      encode_two_hands, load_pairs, save_pairs)
+                                      TwoHandGate, box_iou, ddim_step,
+                                      decode_two_hands, encode_two_hands,
+                                      load_pairs, save_pairs)
 from mmhand2p.registry import MODELS
 from mmhand2p.structures import HandDataSample
 from mmhand2p.utils.geometry import (mirror_points, project_points,
