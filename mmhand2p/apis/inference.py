@@ -17,8 +17,11 @@ one row per reconstructed hand: ``bboxes`` ``(N, 4)`` full-image pixels,
 ``vertices`` ``(N, 778, 3)``, ``joints_2d`` ``(N, 21, 2)`` pixels,
 ``mano_pose`` ``(N, 16, 3)``, ``mano_betas`` ``(N, 10)``, ``mano_transl``
 ``(N, 3)``, ``refined`` ``(N,)``; the metainfo ``pairs`` lists the (right,
-left) pairs. For the higher-level interface (folders, videos, written
-outputs) see :class:`~mmhand2p.apis.Hand2PInferencer`.
+left) pairs. Another whole-image model may write only ``pred_hands`` (one
+pair, :data:`~mmhand2p.structures.HAND_FIELDS`);
+:func:`~mmhand2p.structures.hand_instances` reads either form. For the
+higher-level interface (folders, videos, written outputs) see
+:class:`~mmhand2p.apis.Hand2PInferencer`.
 """
 import logging
 import os
