@@ -32,6 +32,7 @@ from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry as _MMEngineRegistry
+from mmengine.registry import build_from_cfg
 
 from .utils.registry_hints import (add_close_match_hints, with_close_matches,
                                    with_optimizer_check)
@@ -91,6 +92,14 @@ WEIGHT_INITIALIZERS = Registry(
 TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, locations=['mmhand2p.models'])
 
+# target codecs shared by the pipeline's target generator and the heads
+# (mmpose-style; mmengine has no root registry for them)
+CODECS = _MMEngineRegistry(
+    'codec',
+    scope='mmhand2p',
+    locations=['mmhand2p.codecs'],
+    build_func=with_close_matches(build_from_cfg))
+
 # optimisation
 OPTIMIZERS = Registry(
     'optimizer',
@@ -142,7 +151,8 @@ LOG_PROCESSORS = Registry(
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'DATASETS',
     'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
-    'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
-    'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR',
-    'VISUALIZERS', 'VISBACKENDS', 'VIS_BACKENDS', 'LOG_PROCESSORS'
+    'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'CODECS', 'OPTIMIZERS',
+    'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS',
+    'METRICS', 'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'VIS_BACKENDS',
+    'LOG_PROCESSORS'
 ]

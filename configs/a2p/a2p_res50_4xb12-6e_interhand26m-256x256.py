@@ -68,10 +68,11 @@ model = dict(
         num_layers=2,
         num_heads=8,
         ffn_dims=1024,
-        body_model=dict(type='MANOLayer', model_path={{_base_.mano_model_path}}),
-        left_as_right=True,
-        crop_extent=0.25,
-        depth_range=0.4))
+        body_model=dict(
+            type='MANOLayer', model_path={{_base_.mano_model_path}}),
+        # the codec of the dataset config's GenerateTwoHandTargets
+        # (left_as_right=True, depth_range=0.4, crop_extent=0.25)
+        decoder={{_base_.codec}}))
 
 train_cfg = dict(by_epoch=True, max_epochs=6, val_interval=1)
 val_cfg = dict()

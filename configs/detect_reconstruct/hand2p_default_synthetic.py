@@ -6,7 +6,8 @@
 # file demo/resources/checkpoints/hand2p_default_synthetic.pth
 # (tools/misc/make_demo_checkpoints.py). Evaluate on full synthetic images:
 #
-#   python tools/test.py configs/detect_reconstruct/hand2p_default_synthetic.py \
+#   python tools/test.py \
+#       configs/detect_reconstruct/hand2p_default_synthetic.py \
 #       demo/resources/checkpoints/hand2p_default_synthetic.pth
 #
 # (docs/model_zoo.md has the numbers and the no-refinement variant)

@@ -6,6 +6,11 @@ input_size = (256, 256)
 # the hand model of the annotations' MANO parameters (converted with
 # tools/misc/convert_mano.py); None would use the bundled stand-in model
 mano_model_path = 'data/mano'
+# the target conventions (mmhand2p.codecs.TwoHandCodec) of A2P: one variable
+# for GenerateTwoHandTargets(encoder=codec) below and the head's decoder in
+# the model configs that inherit this file (decoder=_base_.codec)
+codec = dict(
+    type='TwoHandCodec', left_as_right=True, depth_range=0.4, crop_extent=0.25)
 
 train_pipeline = [
     dict(type='LoadTwoHandImage'),
@@ -20,13 +25,13 @@ train_pipeline = [
         shift_factor=0.1),
     dict(type='ColorJitter', prob=0.8),
     dict(type='MotionBlur', prob=0.3),
-    dict(type='GenerateTwoHandTargets', left_as_right=True),
+    dict(type='GenerateTwoHandTargets', encoder=codec),
     dict(type='PackTwoHandInputs'),
 ]
 test_pipeline = [
     dict(type='LoadTwoHandImage'),
     dict(type='TwoHandCropAffine', input_size=input_size, test_mode=True),
-    dict(type='GenerateTwoHandTargets', left_as_right=True),
+    dict(type='GenerateTwoHandTargets', encoder=codec),
     dict(type='PackTwoHandInputs'),
 ]
 

@@ -5,6 +5,10 @@
 dataset_type = 'InterHand26MDataset'
 data_root = 'data/synthetic_interhand/'
 input_size = (256, 256)
+# the target conventions (mmhand2p.codecs.TwoHandCodec): one variable for the
+# pipeline's GenerateTwoHandTargets(encoder=codec) and the head's
+# decoder=codec, so the two cannot disagree
+codec = dict(type='TwoHandCodec', left_as_right=False)
 
 # the training pipeline of docs/data_pipeline.md (the flip comes before the
 # crop, which composes the pending image flip into its single warp)
@@ -27,7 +31,7 @@ train_pipeline = [
         hue=0.02,
         prob=0.8),
     dict(type='MotionBlur', kernel_size=(3, 9), prob=0.3),
-    dict(type='GenerateTwoHandTargets', left_as_right=False),
+    dict(type='GenerateTwoHandTargets', encoder=codec),
     dict(type='PackTwoHandInputs'),
 ]
 val_pipeline = [

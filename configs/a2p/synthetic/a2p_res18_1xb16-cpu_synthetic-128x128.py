@@ -7,6 +7,10 @@ _base_ = [
     '../../_base_/datasets/synthetic_interhand.py'
 ]
 input_size = (128, 128)
+# the target conventions shared by GenerateTwoHandTargets(encoder=codec) and
+# the head (decoder=codec): left hands as mirrored right hands (A2P)
+codec = dict(
+    type='TwoHandCodec', left_as_right=True, depth_range=0.4, crop_extent=0.25)
 teacher_root = 'work_dirs/teachers/'
 teachers = {
     p: dict(
@@ -44,9 +48,7 @@ model = dict(
         num_heads=4,
         ffn_dims=256,
         body_model=dict(type='MANOLayer', model_path=None),
-        left_as_right=True,
-        crop_extent=0.25,
-        depth_range=0.4))
+        decoder=codec))
 
 train_pipeline = [
     dict(type='LoadTwoHandImage'),
@@ -60,13 +62,13 @@ train_pipeline = [
         rotate_prob=0.5,
         shift_factor=0.05),
     dict(type='ColorJitter', prob=0.5),
-    dict(type='GenerateTwoHandTargets', left_as_right=True),
+    dict(type='GenerateTwoHandTargets', encoder=codec),
     dict(type='PackTwoHandInputs'),
 ]
 val_pipeline = [
     dict(type='LoadTwoHandImage'),
     dict(type='TwoHandCropAffine', input_size=input_size, test_mode=True),
-    dict(type='GenerateTwoHandTargets', left_as_right=True),
+    dict(type='GenerateTwoHandTargets', encoder=codec),
     dict(type='PackTwoHandInputs'),
 ]
 train_dataloader = dict(

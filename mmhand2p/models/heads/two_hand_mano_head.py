@@ -1,56 +1,67 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """A2P's two-hand MANO regressor with relative translation."""
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmhand2p.codecs import resolve_codec
 from mmhand2p.registry import MODELS
-from mmhand2p.utils.geometry import (matrix_to_rot6d, mirror_axis_angle,
-                                     rot6d_to_axis_angle, rot6d_to_matrix)
-from mmhand2p.utils.typing import ConfigType, OptConfigType, SampleList
 from mmhand2p.structures import stack_field
+from mmhand2p.utils.geometry import (matrix_to_rot6d, rot6d_to_axis_angle,
+                                     rot6d_to_matrix)
+from mmhand2p.utils.typing import ConfigType, OptConfigType, SampleList
 from ..utils import sine_position_encoding
+from .base_head import BaseTwoHandHead
 
 __all__ = ['TwoHandMANOHead', 'stack_field']
 
 _IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+#: the conventions this head used when they were its own keywords
+_LEGACY_DEFAULTS = dict(left_as_right=True, crop_extent=0.25, depth_range=0.4)
 
 
 @MODELS.register_module()
-class TwoHandMANOHead(BaseModule):
+class TwoHandMANOHead(BaseTwoHandHead):
     """Regresses both hands' MANO parameters, the relative translation and a
     camera from fused features (A2P, arXiv 2503.17788, Sec. 3.1).
 
     Three learned queries (right hand, left hand, relative translation)
     attend to the feature map through a transformer decoder. Each hand query
     regresses its pose as 16 6D rotations and 10 betas with one shared
-    regressor (with ``left_as_right`` both hands live in right-hand space);
-    the right query also gives the right wrist's position through the crop's
-    virtual camera, and the relative query the left-minus-right wrist offset
-    (so the left wrist is the right wrist plus it). MANO then gives camera-
-    frame meshes and joints (metres), projected with the crop intrinsics for
-    the 2.5D supervision.
+    regressor (with the codec's ``left_as_right`` both hands live in
+    right-hand space); the right query also gives the right wrist's
+    position through the crop's virtual camera, and the relative query the
+    left-minus-right wrist offset (so the left wrist is the right wrist plus
+    it). MANO then gives camera-frame meshes and joints (metres), projected
+    with the crop intrinsics for the 2.5D supervision
+    (:class:`BaseTwoHandHead` owns that shared path).
 
     Losses (L1, masked by validity): 6D pose and betas where MANO is valid,
-    root-relative 3D joints, normalised 2.5D joints (as produced by
-    ``GenerateTwoHandTargets``), relative translation.
+    root-relative 3D joints, normalised 2.5D joints (as the codec encodes
+    them), relative translation.
 
     Args:
         in_channels (int): channels of the neck's output.
         num_layers / num_heads / ffn_dims / dropout: the decoder.
         body_model (dict): the ``MANOLayer`` config (model path...).
-        left_as_right (bool): the left hand's parameters are predicted in
-            mirrored (right-hand) space; must match the data pipeline's
-            ``GenerateTwoHandTargets(left_as_right=...)``.
-        crop_extent (float): metres spanned by the input crop at the
-            reference depth, i.e. the initial depth guess (a padded
-            two-hand crop of InterHand2.6M spans about 0.2-0.25 m).
-        depth_range (float): of the 2.5D targets; must match the pipeline.
+        left_as_right (bool, optional): deprecated, set it in ``decoder``.
+            Without a ``decoder``: the left hand's parameters are predicted
+            in mirrored (right-hand) space (default True).
+        crop_extent (float, optional): deprecated, set it in ``decoder``.
+            Without a ``decoder``: metres spanned by the input crop at the
+            reference depth, the initial depth guess (default 0.25).
+        depth_range (float, optional): deprecated, set it in ``decoder``.
+            Without a ``decoder``: of the 2.5D targets (default 0.4).
         loss_pose / loss_betas / loss_joints_3d / loss_joints_25d /
             loss_rel_transl (dict): loss configs (weights inside).
+        decoder (dict | TwoHandCodec, optional): the ``codec`` config
+            variable that the pipeline's
+            ``GenerateTwoHandTargets(encoder=codec)`` receives too
+            (``left_as_right``, ``depth_range``, ``crop_extent``...). A
+            deprecated keyword above that contradicts it raises
+            ``ValueError``.
         init_cfg: mmengine init config.
     """
 
@@ -61,9 +72,9 @@ class TwoHandMANOHead(BaseModule):
                  ffn_dims: int = 1024,
                  dropout: float = 0.0,
                  body_model: ConfigType = dict(type='MANOLayer'),
-                 left_as_right: bool = True,
-                 crop_extent: float = 0.25,
-                 depth_range: float = 0.4,
+                 left_as_right: Optional[bool] = None,
+                 crop_extent: Optional[float] = None,
+                 depth_range: Optional[float] = None,
                  loss_pose: ConfigType = dict(
                      type='MaskedL1Loss', loss_weight=1.0),
                  loss_betas: ConfigType = dict(
@@ -74,14 +85,20 @@ class TwoHandMANOHead(BaseModule):
                      type='MaskedL1Loss', loss_weight=1.0),
                  loss_rel_transl: ConfigType = dict(
                      type='MaskedL1Loss', loss_weight=10.0),
+                 decoder: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        codec = resolve_codec(
+            decoder,
+            dict(
+                left_as_right=left_as_right,
+                crop_extent=crop_extent,
+                depth_range=depth_range),
+            _LEGACY_DEFAULTS,
+            owner='TwoHandMANOHead',
+            arg='decoder')
+        super().__init__(
+            body_model=body_model, decoder=codec, init_cfg=init_cfg)
         self.in_channels = in_channels
-        self.left_as_right = left_as_right
-        self.crop_extent = crop_extent
-        self.depth_range = depth_range
-        self.body_model = MODELS.build(body_model)
-        self.num_betas = self.body_model.num_betas
         self.queries = nn.Parameter(torch.randn(3, in_channels) * 0.02)
         layer = nn.TransformerDecoderLayer(
             in_channels,
@@ -131,8 +148,7 @@ class TwoHandMANOHead(BaseModule):
             ``(B, 3)`` (right wrist: offsets in half crop sizes and log depth
             ratio), ``rel_transl`` ``(B, 3)`` metres.
         """
-        if isinstance(feats, (tuple, list)):
-            feats = feats[-1]
+        feats = self._features(feats)
         b, c, h, w = feats.shape
         memory = feats.flatten(2).transpose(1, 2) + sine_position_encoding(
             h, w, c, feats.device)
@@ -144,6 +160,32 @@ class TwoHandMANOHead(BaseModule):
             betas=hand[..., 96:],
             cam=self.cam_reg(q[:, 0]),
             rel_transl=self.rel_reg(q[:, 2]))
+
+    def decode_root(self, preds: Dict[str, Tensor], intrinsics: Tensor,
+                    input_size: Sequence[int]) -> Tensor:
+        """A2P's camera parametrisation: both wrists from the right query's
+        ``cam`` (pixel offsets from the input centre in half input sizes,
+        log ratio to the codec's reference depth) and the relative query's
+        left-minus-right offset.
+
+        Args:
+            preds (dict): from :meth:`forward`.
+            intrinsics (Tensor): ``(B, 3, 3)`` of the network input (K').
+            input_size (Sequence[int]): (w, h) of the network input.
+
+        Returns:
+            Tensor: ``(B, 2, 3)`` camera-frame wrists (right, left), metres.
+        """
+        w, h = float(input_size[0]), float(input_size[1])
+        k = intrinsics.to(preds['cam'].dtype)
+        cam = preds['cam']
+        u = (w - 1) / 2 + cam[:, 0] * w / 2
+        v = (h - 1) / 2 + cam[:, 1] * h / 2
+        z_ref = self.codec.reference_depth(k, input_size)
+        z = z_ref * torch.exp(cam[:, 2].clamp(-5, 5))
+        right_root = self.codec.backproject(
+            torch.stack([u, v], dim=-1), z, k)
+        return torch.stack([right_root, right_root + preds['rel_transl']], 1)
 
     def decode(self, preds: Dict[str, Tensor], intrinsics: Tensor,
                input_size: Sequence[int]) -> Dict[str, Tensor]:
@@ -159,68 +201,24 @@ class TwoHandMANOHead(BaseModule):
             model space (left un-mirrored), ``betas``, ``transl``
             ``(B, 2, 3)``, ``vertices`` ``(B, 2, V, 3)``, ``joints``
             ``(B, 2, 21, 3)``, ``root`` ``(B, 2, 3)``, all camera frame,
-            metres.
+            metres (:meth:`BaseTwoHandHead.decode_hands`).
         """
-        w, h = float(input_size[0]), float(input_size[1])
-        k = intrinsics.to(preds['cam'].dtype)
-        cam = preds['cam']
-        u = (w - 1) / 2 + cam[:, 0] * w / 2
-        v = (h - 1) / 2 + cam[:, 1] * h / 2
-        z_ref = k[:, 0, 0] * self.crop_extent / w
-        z = z_ref * torch.exp(cam[:, 2].clamp(-5, 5))
-        x = (u - k[:, 0, 2] - k[:, 0, 1] * (v - k[:, 1, 2]) / k[:, 1, 1]) \
-            / k[:, 0, 0] * z
-        y = (v - k[:, 1, 2]) / k[:, 1, 1] * z
-        right_root = torch.stack([x, y, z], dim=-1)
-        root = torch.stack([right_root, right_root + preds['rel_transl']], 1)
-
-        pose = rot6d_to_axis_angle(preds['pose_6d'])
-        if self.left_as_right:
-            pose = torch.stack([pose[:, 0], mirror_axis_angle(pose[:, 1])], 1)
-        out = self.body_model(pose=pose, betas=preds['betas'])
-        local_root = out.joints[:, :, :1]
-        shift = root[:, :, None] - local_root
-        return dict(
-            pose=pose,
-            betas=preds['betas'],
-            transl=shift[:, :, 0],
-            vertices=out.vertices + shift,
-            joints=out.joints + shift,
-            root=root)
+        root = self.decode_root(preds, intrinsics, input_size)
+        return self.decode_hands(
+            rot6d_to_axis_angle(preds['pose_6d']), preds['betas'], root)
 
     # ------------------------------------------------------------------
-    @staticmethod
-    def _input_meta(data_samples: SampleList, device) -> Tuple[Tensor, tuple]:
-        k = torch.stack([
-            torch.as_tensor(ds.metainfo['cam_intrinsics'], dtype=torch.float32)
-            for ds in data_samples
-        ]).to(device)
-        size = data_samples[0].metainfo.get('input_size')
-        if size is None:
-            raise KeyError('TwoHandMANOHead needs metainfo["input_size"] '
-                           '(set by TwoHandCropAffine / PackTwoHandInputs)')
-        return k, tuple(int(s) for s in size)
-
-    def _check_flip_left(self, data_samples: SampleList) -> None:
-        flip = data_samples[0].metainfo.get('flip_left')
-        if flip is not None and bool(flip) != self.left_as_right:
-            raise ValueError(
-                f'TwoHandMANOHead(left_as_right={self.left_as_right}) but the '
-                f'pipeline made targets with left_as_right={bool(flip)}: set '
-                'both the same')
-
     def loss(self, feats, data_samples: SampleList,
              train_cfg: OptConfigType = None) -> Dict[str, Tensor]:
         """Losses against the packed targets of ``data_samples``."""
-        self._check_flip_left(data_samples)
+        self.check_targets(data_samples)
         preds = self.forward(feats)
         device = preds['cam'].device
-        k, size = self._input_meta(data_samples, device)
+        k, size = self.input_meta(data_samples, device)
         dec = self.decode(preds, k, size)
 
         def gt(name):
-            value = stack_field(data_samples, name)
-            return None if value is None else value.to(device).float()
+            return self.gt(data_samples, name, device)
 
         losses = {}
         hand_valid = gt('hand_valid')
@@ -238,39 +236,28 @@ class TwoHandMANOHead(BaseModule):
                     preds['betas'], betas[..., :self.num_betas], mano_valid)
         j3d, v3d = gt('joints_3d'), gt('joints_3d_valid')
         if j3d is not None and v3d is not None:
-            rel_gt = j3d - j3d[:, :, :1]
+            r = self.root_index
+            rel_gt = j3d - j3d[:, :, r:r + 1]
             rel_pred = dec['joints'] - dec['root'][:, :, None]
-            mask = v3d * v3d[:, :, :1]
+            mask = v3d * v3d[:, :, r:r + 1]
             losses['loss_joints_3d'] = self.losses['joints_3d'](rel_pred,
                                                                 rel_gt, mask)
         j25, v25 = gt('joints_25d_norm'), gt('joints_25d_valid')
         if j25 is not None and v25 is not None:
             losses['loss_joints_25d'] = self.losses['joints_25d'](
-                self._joints_25d_norm(dec, k, size), j25, v25)
+                self.codec.normalize_25d(dec['joints'], k, size), j25, v25)
         rel, rel_valid = gt('rel_transl'), gt('rel_transl_valid')
         if rel is not None and rel_valid is not None:
             losses['loss_rel_transl'] = self.losses['rel_transl'](
                 preds['rel_transl'], rel[:, 1], rel_valid[:, 1])
         return losses
 
-    def _joints_25d_norm(self, dec: Dict[str, Tensor], k: Tensor,
-                         size: tuple) -> Tensor:
-        """Predicted joints as ``GenerateTwoHandTargets``' normalised 2.5D:
-        ``(u / w, v / h, rel_depth / depth_range + 0.5)``."""
-        j = dec['joints']
-        z = j[..., 2:3].clamp(min=1e-3)
-        uvw = torch.einsum('bij,bhnj->bhni', k, j / z)
-        rel_z = j[..., 2] - j[:, :, :1, 2]
-        return torch.stack([
-            uvw[..., 0] / size[0], uvw[..., 1] / size[1],
-            rel_z / self.depth_range + 0.5
-        ], dim=-1)
-
     def predict(self,
                 feats,
                 data_samples: SampleList,
                 test_cfg: OptConfigType = None) -> List[InstanceData]:
-        """Decoded hands, one ``InstanceData`` (2 instances) per sample.
+        """Decoded hands, one ``InstanceData`` (2 instances) per sample
+        (:meth:`BaseTwoHandHead.pack_instances`).
 
         Fields: ``joints_3d`` (2, 21, 3), ``vertices`` (2, V, 3),
         ``mano_pose`` (2, 16, 3) (each hand in its own model's space),
@@ -279,20 +266,5 @@ class TwoHandMANOHead(BaseModule):
         metres.
         """
         preds = self.forward(feats)
-        k, size = self._input_meta(data_samples, preds['cam'].device)
-        dec = self.decode(preds, k, size)
-        j = dec['joints']
-        uv = torch.einsum('bij,bhnj->bhni', k,
-                          j / j[..., 2:3].clamp(min=1e-3))[..., :2]
-        results = []
-        for i in range(j.shape[0]):
-            inst = InstanceData()
-            inst.joints_3d = dec['joints'][i].detach()
-            inst.vertices = dec['vertices'][i].detach()
-            inst.mano_pose = dec['pose'][i].detach()
-            inst.mano_betas = dec['betas'][i].detach()
-            inst.mano_transl = dec['transl'][i].detach()
-            inst.joints_2d = uv[i].detach()
-            inst.scores = torch.ones(2, device=j.device)
-            results.append(inst)
-        return results
+        k, size = self.input_meta(data_samples, preds['cam'].device)
+        return self.pack_instances(self.decode(preds, k, size), k)

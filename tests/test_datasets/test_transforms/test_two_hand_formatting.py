@@ -5,13 +5,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _two_hand_synth import (IMG_HW, K_SQUARE, blob_centroid, blob_image,
+                             mano_info, random_info, run_mano)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from mmcv.transforms import Compose
 
-from _two_hand_synth import (IMG_HW, K_SQUARE, blob_centroid, blob_image,
-                             mano_info, random_info, run_mano)
 from mmhand2p.datasets.transforms import (GenerateTwoHandTargets,
                                           PackTwoHandInputs, RandomTwoHandFlip,
                                           TwoHandCropAffine, apply_affine,
@@ -314,3 +314,77 @@ def test_flip_after_crop_is_applied_by_pack():
             blob_centroid(img[..., c]),
             apply_affine(pts[c], meta['crop_affine']),
             atol=0.05)
+
+
+# ---------------------------------------------------------------------------
+# the codec (encoder=codec) and named targets
+# ---------------------------------------------------------------------------
+CODEC = dict(type='TwoHandCodec', left_as_right=True, depth_range=0.3)
+
+
+def test_targets_from_the_codec_equal_the_former_keywords():
+    res = _cropped(3)
+    with pytest.warns(DeprecationWarning, match='GenerateTwoHandTargets'):
+        old = GenerateTwoHandTargets(left_as_right=True, depth_range=0.3)
+    new = GenerateTwoHandTargets(encoder=CODEC)
+    assert repr(new.encoder) in repr(new)
+    assert (new.left_as_right, new.depth_range, new.root_index,
+            new.with_rot6d) == (True, 0.3, 0, True)
+    a, b = old(copy.deepcopy(res)), new(copy.deepcopy(res))
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert b['flip_left'] is True
+    assert b['target_conventions'] == dict(
+        left_as_right=True,
+        depth_range=0.3,
+        root_index=0,
+        camera_model='perspective')
+    assert b['target_keys'] == [
+        'joints_25d', 'joints_25d_norm', 'joints_25d_valid', 'rel_transl',
+        'rel_transl_valid', 'mano_pose', 'mano_transl', 'mano_root_joint',
+        'mano_pose_6d'
+    ]
+    np.testing.assert_allclose(
+        b['joints_25d_norm'][..., 2],
+        (res['joints_3d'][..., 2] - res['joints_3d'][:, :1, 2]) / 0.3 + 0.5,
+        atol=1e-6)
+    # a keyword contradicting the codec is refused, naming it
+    with pytest.raises(ValueError, match='depth_range=0.4 contradicts'):
+        GenerateTwoHandTargets(encoder=CODEC, depth_range=0.4)
+
+
+def test_pack_passes_named_targets_through():
+    info = random_info(0)
+    info['img'] = np.zeros(IMG_HW + (3, ), np.uint8)
+    res = GenerateTwoHandTargets(encoder=CODEC)(
+        TwoHandCropAffine(test_mode=True)(info))
+    # a later transform adds a target no field table documents
+    res['hand_heatmap_peak'] = np.arange(6, dtype=np.float32).reshape(2, 3)
+    res['target_keys'] = res['target_keys'] + ['hand_heatmap_peak']
+    packed = PackTwoHandInputs()(copy.deepcopy(res))
+    sample = packed['data_samples']
+    gt = sample.gt_hands
+    for key in res['target_keys']:
+        assert key in gt, key
+    np.testing.assert_array_equal(gt.hand_heatmap_peak.numpy(),
+                                  res['hand_heatmap_peak'])
+    assert 'target_keys' not in sample.metainfo
+    assert sample.metainfo['target_conventions']['depth_range'] == 0.3
+    # undeclared extras are not packed
+    extra = dict(copy.deepcopy(res), stray=np.ones((2, 3), np.float32))
+    assert 'stray' not in PackTwoHandInputs()(extra)['data_samples'].gt_hands
+    # a named target that went missing, or has no hand axis: named errors
+    gone = copy.deepcopy(res)
+    del gone['hand_heatmap_peak']
+    with pytest.raises(KeyError, match='hand_heatmap_peak'):
+        PackTwoHandInputs()(gone)
+    flat = copy.deepcopy(res)
+    flat['hand_heatmap_peak'] = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match=r'"hand_heatmap_peak" has shape'):
+        PackTwoHandInputs()(flat)
+    # an explicit gt_keys packs exactly those
+    only = PackTwoHandInputs(gt_keys=('joints_3d', 'mano_pose_6d'))(
+        copy.deepcopy(res))['data_samples'].gt_hands
+    assert set(only.keys()) == {'joints_3d', 'mano_pose_6d'}

@@ -131,3 +131,91 @@ def test_predict_fields(head):
     assert r[2].item() == pytest.approx(
         K[0, 0].item() * 0.25 / W, rel=0.05)
     assert not math.isnan(out.vertices.sum().item())
+
+
+# ---------------------------------------------------------------------------
+# the codec (decoder=codec) and the deprecated keywords
+# ---------------------------------------------------------------------------
+CODEC = dict(
+    type='TwoHandCodec', left_as_right=True, depth_range=0.4, crop_extent=0.25)
+SMALL = dict(type='TwoHandMANOHead', in_channels=32, num_heads=4, ffn_dims=64)
+
+
+def test_decoder_codec_equals_the_former_keywords():
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match='TwoHandMANOHead'):
+        old = MODELS.build(
+            dict(SMALL, left_as_right=True, crop_extent=0.2, depth_range=0.3))
+    torch.manual_seed(0)
+    new = MODELS.build(
+        dict(SMALL, decoder=dict(CODEC, crop_extent=0.2, depth_range=0.3)))
+    settings = (new.left_as_right, new.crop_extent, new.depth_range)
+    assert settings == (True, 0.2, 0.3)
+    assert old.codec.conventions() == new.codec.conventions()
+    assert old.crop_extent == new.crop_extent
+    sd_old, sd_new = old.state_dict(), new.state_dict()
+    assert list(sd_old) == list(sd_new)
+    assert all(torch.equal(sd_old[k], sd_new[k]) for k in sd_old)
+    # no keyword, no decoder: the former defaults
+    default = MODELS.build(SMALL)
+    assert (default.left_as_right, default.crop_extent,
+            default.depth_range) == (True, 0.25, 0.4)
+    pose, betas, roots, joints = _truth(2)
+    sample = _sample(new, pose, betas, joints)
+    feats = torch.randn(1, 32, 4, 4)
+    with torch.no_grad():
+        a = old.predict(feats, [sample])[0]
+        b = new.predict(feats, [sample])[0]
+        la, lb = old.loss(feats, [sample]), new.loss(feats, [sample])
+    for key in a.keys():
+        assert torch.equal(a.get(key), b.get(key)), key
+    assert la.keys() == lb.keys()
+    assert all(torch.equal(la[k], lb[k]) for k in la)
+
+
+def test_a_keyword_that_contradicts_the_decoder_is_an_error():
+    with pytest.raises(ValueError, match=r'left_as_right=False contradicts'):
+        MODELS.build(dict(SMALL, decoder=CODEC, left_as_right=False))
+    with pytest.raises(ValueError, match=r'crop_extent=0.2 contradicts'):
+        MODELS.build(dict(SMALL, decoder=CODEC, crop_extent=0.2))
+    with pytest.warns(DeprecationWarning, match='repeats its decoder'):
+        MODELS.build(dict(SMALL, decoder=CODEC, depth_range=0.4))
+
+
+def test_depth_range_of_the_targets_is_checked(head):
+    pose, betas, roots, joints = _truth()
+    sample = _sample(head, pose, betas, joints)
+    sample.set_metainfo(
+        dict(
+            target_conventions=dict(
+                left_as_right=True, depth_range=0.3, root_index=0,
+                camera_model='perspective')))
+    with pytest.raises(ValueError, match='depth_range=0.3'):
+        head.loss(torch.zeros(1, 32, 4, 4), [sample])
+
+
+def test_state_dict_keys_are_those_of_the_shipped_checkpoint():
+    """The demo's reconstructor head, built from its config (decoder=codec
+    now), has exactly the head weights of the shipped checkpoint and loads
+    them strictly."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(__file__))))
+    cfg = Config.fromfile(
+        osp.join(root, 'configs/diffusion/'
+                 'a2p_res18w32+refiner_1xb16-cpu_synthetic-128x128.py'))
+    assert cfg.model.head.decoder.type == 'TwoHandCodec'
+    head = MODELS.build(cfg.model.head)
+    ckpt = torch.load(
+        osp.join(root, 'demo/resources/checkpoints/'
+                 'hand2p_default_synthetic.pth'),
+        map_location='cpu',
+        weights_only=True)['state_dict']
+    prefix = 'reconstructor.head.'
+    weights = {
+        k[len(prefix):]: v
+        for k, v in ckpt.items() if k.startswith(prefix)
+    }
+    assert sorted(head.state_dict()) == sorted(weights)
+    head.load_state_dict(weights, strict=True)
