@@ -11,7 +11,22 @@ demo (exit code 2) and ``DetectThenReconstruct``'s part loading use it.
 
 Unpickling runs with ``weights_only=True``; callers that load mmengine
 training checkpoints allow-list their classes first
-(:func:`mmhand2p.engine.checkpoint.register_checkpoint_safe_globals`).
+(:func:`register_checkpoint_safe_globals`, also importable from
+``mmhand2p.engine.checkpoint``).
+
+Why an allow-list (moved here from ``mmhand2p.engine.checkpoint`` so that
+every layer can load checkpoints): torch >= 2.6 loads with
+``weights_only=True`` by default, which refuses any class that is not
+allow-listed. mmengine 0.10.7 checkpoints hold, besides tensors, the
+message hub's ``HistoryBuffer`` objects (training log history) and numpy
+arrays / scalars / dtypes inside them. Rather than turning ``weights_only``
+off (which would let a checkpoint run arbitrary code), exactly those
+classes are allow-listed. ``HistoryBuffer.__getstate__`` stores its
+statistics functions, which pickle as ``builtins.getattr(HistoryBuffer,
+'min')``, and ``getattr`` must never be allow-listed; its
+``__setstate__`` restores the four default statistics by itself, so
+:func:`patch_history_buffer_pickling` leaves those out of the saved state
+(custom registered statistics are kept).
 """
 import logging
 import os
@@ -19,13 +34,80 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from mmhand2p.registry import WEIGHT_INITIALIZERS
 
 __all__ = [
-    'CheckpointError', 'read_checkpoint', 'state_dict_of',
+    'checkpoint_safe_globals', 'patch_history_buffer_pickling',
+    'register_checkpoint_safe_globals', 'CheckpointError', 'read_checkpoint',
+    'state_dict_of',
     'describe_key_mismatch', 'read_state_dict', 'strip_prefix',
     'load_state_dict_strict', 'StrictPretrainedInit'
 ]
+
+
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def checkpoint_safe_globals() -> List[object]:
+    """The classes and functions that mmengine checkpoints pickle."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 / 1
+    safe = [
+        HistoryBuffer,
+        core.multiarray._reconstruct,
+        core.multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+    ]
+    # numpy >= 1.25 pickles dtypes through their classes (Float64DType...)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        safe += [
+            getattr(dtypes, n) for n in dir(dtypes)
+            if n.endswith('DType') and isinstance(getattr(dtypes, n), type)
+        ]
+    return safe
+
+
+def patch_history_buffer_pickling() -> None:
+    """Save ``HistoryBuffer`` without its default statistics functions."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if getattr(HistoryBuffer.__getstate__, '_mmhand2p_patched', False):
+        return
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop('statistics_methods', None)
+        custom = {
+            k: v
+            for k, v in self._statistics_methods.items()
+            if k not in _DEFAULT_STATISTICS
+        }
+        if custom:
+            state['statistics_methods'] = custom
+        return state
+
+    __getstate__._mmhand2p_patched = True
+    HistoryBuffer.__getstate__ = __getstate__
+
+
+def register_checkpoint_safe_globals() -> bool:
+    """Allow-list :func:`checkpoint_safe_globals` for ``torch.load`` and
+    apply :func:`patch_history_buffer_pickling`.
+
+    Returns:
+        bool: False on torch versions without ``add_safe_globals`` (< 2.4),
+        where nothing needs to be done.
+    """
+    import torch.serialization
+    patch_history_buffer_pickling()
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        return False
+    add(checkpoint_safe_globals())
+    return True
 
 
 class CheckpointError(ValueError, RuntimeError):
@@ -155,10 +237,6 @@ def read_state_dict(path: str, what: str = 'checkpoint') -> Dict[str, object]:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: an empty, truncated or non-checkpoint file.
     """
-    # the allow-list of mmengine's checkpoint classes lives in
-    # mmhand2p.engine (a layer above): a lazy import that runs up a layer.
-    # TODO(layers): move checkpoint_safe_globals down to this module.
-    from mmhand2p.engine.checkpoint import register_checkpoint_safe_globals
     register_checkpoint_safe_globals()
     return state_dict_of(read_checkpoint(path, what), path, what)
 

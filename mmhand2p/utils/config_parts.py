@@ -10,7 +10,7 @@ package's one strict loader,
 import copy
 import logging
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
@@ -19,9 +19,53 @@ from .checkpoint import (CheckpointError, load_state_dict_strict,
                          read_state_dict, strip_prefix)
 
 __all__ = [
-    'find_config', 'part_config', 'test_transform', 'read_part_state_dict',
-    'load_part', 'merge_part_checkpoints'
+    'TEACHER_KEYS', 'inference_model_cfg', 'find_config', 'part_config',
+    'test_transform', 'read_part_state_dict', 'load_part',
+    'merge_part_checkpoints'
 ]
+
+
+#: config keys of training-only prior teachers
+TEACHER_KEYS = ('teachers', 'teacher')
+
+
+def inference_model_cfg(model_cfg: dict) -> Tuple[dict, List[str]]:
+    """The inference version of a model config.
+
+    - ``teachers`` / ``teacher`` entries are set to None (prior teachers are
+      training-only), except in a component with ``prior_source='teacher'``
+      (the starred variant runs its teachers at inference);
+    - a ``MANOLayer`` whose ``model_path`` does not exist falls back to the
+      bundled hand model (same topology; the layer has no parameters, so
+      neither FLOPs nor parameter counts change).
+
+    Returns:
+        tuple: the new config (a copy) and notes saying what was changed.
+    """
+    notes: List[str] = []
+
+    def visit(node, path):
+        if isinstance(node, dict):
+            if node.get('prior_source') != 'teacher':
+                for key in TEACHER_KEYS:
+                    if node.get(key):
+                        node[key] = None
+                        notes.append(f'{path}.{key}: dropped (training only)')
+            if str(node.get('type', '')).endswith('MANOLayer') and \
+                    node.get('model_path') and \
+                    not osp.exists(node['model_path']):
+                notes.append(f"{path}.model_path: {node['model_path']} not "
+                             'found, the bundled hand model is used')
+                node['model_path'] = None
+            for key, value in node.items():
+                visit(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                visit(value, f'{path}[{i}]')
+
+    cfg = copy.deepcopy(model_cfg)
+    visit(cfg, 'model')
+    return cfg, notes
 
 
 def _repo_root() -> str:

@@ -17,6 +17,7 @@ from .geometric import (RandomTwoHandFlip, TwoHandCropAffine, apply_affine,
                         union_hand_box)
 from .loading import LoadPriorMaps, LoadTwoHandImage
 from .photometric import ColorJitter, MotionBlur
+from .prior_features import LoadPriorFeatures
 
 __all__ = [
     'LoadTwoHandImage', 'LoadPriorMaps', 'RandomTwoHandFlip', 'TwoHandCropAffine',
@@ -24,5 +25,5 @@ __all__ = [
     'left_as_right', 'right_as_left', 'mirror_left_points', 'TARGET_FIELDS',
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',
     'apply_affine', 'compose_affine', 'invert_affine', 'union_hand_box',
-    'PackFullImageInputs', 'HandednessFlip'
+    'PackFullImageInputs', 'HandednessFlip', 'LoadPriorFeatures'
 ]

@@ -15,12 +15,13 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmhand2p.models.refiners import content_noise_key
-from mmhand2p.registry import MODELS
+from mmhand2p.registry import MODELS, TRANSFORMS
 from mmhand2p.structures import HandDataSample
 # the part helpers live in a neutral module; these names stay importable
 # from here for old code
-from mmhand2p.utils.config_parts import load_part as _load_part
 from mmhand2p.utils.config_parts import merge_part_checkpoints  # noqa: F401
+from mmhand2p.utils.config_parts import inference_model_cfg
+from mmhand2p.utils.config_parts import load_part as _load_part
 from mmhand2p.utils.config_parts import part_config as _part_config
 from mmhand2p.utils.config_parts import \
     read_part_state_dict as read_state_dict  # noqa: F401
@@ -306,7 +307,6 @@ class DetectThenReconstruct(BaseModel):
                        'detector.')
 
         # reconstructor, without training-only parts
-        from mmhand2p.apis.inference_model import inference_model_cfg
         rec_cfg, rec_full = _part_config(reconstructor, 'reconstructor')
         rec_cfg, notes = inference_model_cfg(rec_cfg)
         for note in notes:
@@ -325,16 +325,19 @@ class DetectThenReconstruct(BaseModel):
             crop_input_size = crop_t.get('input_size', (256, 256))
         if crop_padding is None:
             crop_padding = crop_t.get('padding', 1.25)
-        from mmhand2p.datasets.transforms import (PackTwoHandInputs,
-                                                  TwoHandCropAffine)
         self.crop_input_size = _pair(crop_input_size, 'crop_input_size')
         self.crop_padding = float(crop_padding)
-        self.crop_transform = TwoHandCropAffine(
-            input_size=self.crop_input_size,
-            padding=self.crop_padding,
-            min_size=float(crop_t.get('min_size', 8.0)),
-            test_mode=True)
-        self.pack_transform = PackTwoHandInputs(gt_keys=())
+        # the test pipeline's own transforms, by their registered names
+        # (models and datasets are side by side: no import between them)
+        self.crop_transform = TRANSFORMS.build(
+            dict(
+                type='mmhand2p.TwoHandCropAffine',
+                input_size=self.crop_input_size,
+                padding=self.crop_padding,
+                min_size=float(crop_t.get('min_size', 8.0)),
+                test_mode=True))
+        self.pack_transform = TRANSFORMS.build(
+            dict(type='mmhand2p.PackTwoHandInputs', gt_keys=()))
 
         self.reconstructor_checkpoint = reconstructor_checkpoint
         if reconstructor_checkpoint:

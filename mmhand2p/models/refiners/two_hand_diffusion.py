@@ -747,32 +747,32 @@ class TwoHandDiffusionRefiner(BaseModel):
     # ------------------------------------------------------------------
     def load_refiner_checkpoint(self, path: str) -> None:
         """Load a trained refiner (its own checkpoint, or a reconstructor's
-        whose keys start with ``refiner.``)."""
-        from mmengine.runner.checkpoint import _load_checkpoint
-
-        from mmhand2p.engine.checkpoint import \
-            register_checkpoint_safe_globals
-        register_checkpoint_safe_globals()
+        whose keys start with ``refiner.``), through the package's strict
+        loader (:func:`mmhand2p.utils.checkpoint.load_state_dict_strict`;
+        unused weights are refused too)."""
+        from mmhand2p.utils.checkpoint import (CheckpointError,
+                                               load_state_dict_strict,
+                                               read_state_dict, strip_prefix)
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'TwoHandDiffusionRefiner: checkpoint {path!r} does not '
                 'exist (train one with tools/train.py configs/diffusion/...)')
-        ckpt = _load_checkpoint(path, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        if any(key.startswith('refiner.') for key in state):
-            state = {
-                key[len('refiner.'):]: v
-                for key, v in state.items() if key.startswith('refiner.')
-            }
+        state = strip_prefix(
+            read_state_dict(path, 'TwoHandDiffusionRefiner: checkpoint'),
+            'refiner.')
         state = {
             k: v
             for k, v in state.items() if not k.startswith('data_preprocessor.')
         }
         try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise RuntimeError(f'TwoHandDiffusionRefiner: {path!r} does not '
-                               f'match this refiner config: {e}') from e
+            unexpected = load_state_dict_strict(self, state, path, 'refiner')
+        except CheckpointError as e:
+            raise CheckpointError(f'TwoHandDiffusionRefiner: {e}') from e
+        if unexpected:
+            raise CheckpointError(
+                f'TwoHandDiffusionRefiner: {path!r} does not match this '
+                f'refiner config: {len(unexpected)} unexpected weight(s), '
+                f'e.g. {unexpected[:5]}')
         if not bool(self.stats_ready):
             raise RuntimeError(f'TwoHandDiffusionRefiner: {path!r} carries '
                                'no normalisation statistics')

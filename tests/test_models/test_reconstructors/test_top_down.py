@@ -1,8 +1,9 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
-import sys
 import os.path as osp
+import sys
 
 import numpy as np
+import pytest
 import torch
 from mmengine.structures import InstanceData
 
@@ -73,3 +74,114 @@ def test_rgb_recovered_for_teachers():
     data = model.data_preprocessor(batch)
     rgb = model._rgb(data['inputs'])[0]
     assert torch.allclose(rgb, bgr.flip(0), atol=1e-3)
+
+
+class _StubRefiner:
+    """Moves every offered hand by 1 cm in x; advances a fake clock."""
+
+    batch_invariant = False
+
+    def __init__(self, clock=None):
+        self.calls = []
+        self.clock = clock
+
+    def refine(self, preds, samples):
+        self.calls.append(len(preds))
+        if self.clock is not None:
+            self.clock[0] += 2.0
+        for p in preds:
+            p.joints_3d = p.joints_3d + torch.tensor([0.01, 0, 0])
+            p.vertices = p.vertices + torch.tensor([0.01, 0, 0])
+            p.set_metainfo(dict(refined=True))
+        return preds
+
+
+def test_contract_and_per_sample_refine_mask(monkeypatch):
+    """predict(refine=None | bool | mask): False entries never reach the
+    refiner, True ones do with their stage-1 hands kept; stage_times_ms
+    charges the refiner's time to 'refinement' (None when off)."""
+    from mmhand2p.models.reconstructors import BaseTwoHandReconstructor
+    from mmhand2p.utils import timing
+    now = [10.0]
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: now[0])
+    model = _model().eval()
+    assert isinstance(model, BaseTwoHandReconstructor)
+    data = model.data_preprocessor(_batch(2))
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        assert isinstance(feats, torch.Tensor)
+        assert feats.shape == (2, 64, 4, 4)
+        assert model.refines is False
+        base = [
+            ds.pred_hands.joints_3d.clone()
+            for ds in model.predict(data['inputs'], data['data_samples'])
+        ]
+        times = data['data_samples'][0].metainfo['stage_times_ms']
+        assert times == dict(reconstruction=0.0, refinement=None)
+        stub = _StubRefiner(now)
+        model.refiner = stub
+        assert model.refines is True
+
+        def run(refine):
+            d = model.data_preprocessor(_batch(2))
+            d['inputs'] = data['inputs']
+            return model.predict(d['inputs'], d['data_samples'], refine)
+
+        out = run([False, True])
+        assert stub.calls == [1]
+        assert 'refined' not in out[0].pred_hands.metainfo
+        assert 'unrefined_joints_3d' not in out[0].pred_hands
+        torch.testing.assert_close(out[0].pred_hands.joints_3d, base[0])
+        hands = out[1].pred_hands
+        assert hands.metainfo['refined'] is True
+        torch.testing.assert_close(hands.unrefined_joints_3d, base[1])
+        torch.testing.assert_close(hands.joints_3d - base[1],
+                                   torch.tensor([0.01, 0, 0]).expand(2, 21, 3))
+        assert out[1].metainfo['stage_times_ms'] == dict(
+            reconstruction=0.0, refinement=2000.0)
+        # None: every sample (the config's default); True: the same
+        for refine in (None, True):
+            run(refine)
+        assert stub.calls == [1, 2, 2]
+        # nothing offered: the refiner is on but had no work
+        out = run([False, False])
+        assert stub.calls == [1, 2, 2]
+        assert out[0].metainfo['stage_times_ms']['refinement'] == 0.0
+        # refine=False, or the config switched the refiner off
+        out = run(False)
+        assert out[0].metainfo['stage_times_ms']['refinement'] is None
+        model.test_cfg['refine'] = False
+        assert model.refines is False
+        run([True, True])
+        assert stub.calls == [1, 2, 2]
+        with pytest.raises(ValueError, match='3 entries for 2 samples'):
+            model.test_cfg['refine'] = True
+            run([True, True, False])
+
+
+def test_loss_reads_cached_prior_features_without_teachers():
+    """Samples carrying prior_features (LoadPriorFeatures): the distillation
+    target is their mean, no teacher is built or called."""
+    import torch.nn.functional as F
+    from mmengine.structures import BaseDataElement
+    CALLS.clear()
+    model = _model().train()
+    data = model.data_preprocessor(_batch(2), True)
+    priors = ('keypoint', 'segmentation', 'depth')
+    g = torch.Generator().manual_seed(0)
+    feats = {p: torch.randn(2, 8, 4, 4, generator=g) for p in priors}
+    affine = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    for i, ds in enumerate(data['data_samples']):
+        ds.set_metainfo(dict(crop_affine=affine, img_id=i))
+        item = BaseDataElement(
+            metainfo=dict(priors=priors, input_size=(128, 128)))
+        for p in priors:
+            item.set_field(feats[p][i].half(), p)
+        item.crop_affine = torch.from_numpy(affine)
+        ds.prior_features = item
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert CALLS == [] and model.teachers_built() is False
+    _, aux = model._features(data['inputs'])
+    target = sum(f.half().float() for f in feats.values()) / 3
+    expected = F.mse_loss(aux['fae_prior'], target)
+    torch.testing.assert_close(losses['loss_distill'], expected)
