@@ -14,9 +14,9 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
 from mmhand2p.models.teachers import SyntheticWorldTeacher
 from mmhand2p.registry import DATASETS, MODELS
+from mmhand2p.synthetic import generate_synthetic_interhand
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
@@ -225,6 +225,41 @@ def test_training_step_reads_the_cache_not_the_teachers(prior_net_cache):
     losses = model(data['inputs'], data['data_samples'], mode='loss')
     assert torch.isfinite(losses['loss_distill'])
     assert model.teachers_built() is False
+
+
+def test_training_config_reads_the_cache_through_the_transform(
+        prior_net_cache, tmp_path):
+    """--train-config: CONFIG + LoadPriorFeatures; on an augmented training
+    batch the neck's target from the transform is bit-identical to the
+    (deprecated) neck-side cache read, and no teacher is built."""
+    cfg, root = prior_net_cache
+    path = tmp_path / 'base.py'
+    cfg.dump(str(path))
+    out = tmp_path / 'cached.py'
+    out.write_text(TOOL.training_config(cfg, str(path), root, 'affine'))
+    cached = Config.fromfile(str(out))
+    steps = cached.train_dataloader.dataset.pipeline
+    assert [t['type'] for t in steps] == [
+        t['type'] for t in cfg.train_dataloader.dataset.pipeline
+    ] + ['LoadPriorFeatures']
+    assert steps[-1]['root'] == osp.abspath(root)
+    assert cached.model.neck.get('prior_cache') is None
+    model = MODELS.build(copy.deepcopy(cached.model)).train()
+    data = _batch(model, cached, steps, seed=1)
+    assert all('prior_features' in ds for ds in data['data_samples'])
+    old = _model(cfg, root)
+    target, weight = model.neck.sample_prior(data['data_samples'], (4, 4))
+    ref, ref_weight = old.neck.cached_prior(data['data_samples'], (4, 4))
+    assert torch.equal(target, ref) and torch.equal(weight, ref_weight)
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    assert torch.isfinite(losses['loss_distill'])
+    assert model.teachers_built() is False
+    with pytest.raises(SystemExit, match='--split train'):
+        TOOL.main([
+            str(path), '--split', 'val', '--out',
+            str(tmp_path / 'x'), '--train-config',
+            str(out)
+        ])
 
 
 def test_stale_cache_is_rejected(prior_net_cache, world, tmp_path):

@@ -8,13 +8,27 @@ of running the teachers every iteration (``docs/a2p.md``)::
         configs/a2p/synthetic/a2p_res18_1xb16-cpu_synthetic-128x128.py \\
         --split train --out data/prior_cache/synthetic_res18_train
 
-then train with the cache (``warp``: what to do with augmented crops, see
-``FusionAlignmentNeck`` and ``docs/a2p.md``; ``none`` is the better
+then train with the cache: the ``LoadPriorFeatures`` transform, after
+``PackTwoHandInputs`` in the training pipeline, puts each sample's cached
+features into its data sample, and the neck's distillation loss reads them
+from there (``warp``: what to do with augmented crops, see
+``LoadPriorFeatures`` and ``docs/a2p.md``; ``none`` is the better
 approximation for the synthetic-world teachers)::
 
-    python tools/train.py CONFIG --cfg-options \\
-        model.neck.prior_cache.root=data/prior_cache/synthetic_res18_train \\
-        model.neck.prior_cache.warp=none
+    dict(type='LoadPriorFeatures', root='data/prior_cache/...',
+         priors=model['neck']['priors'], teachers=teachers, warp='none')
+
+``--train-config OUT.py`` writes that config for you (``_base_`` = CONFIG,
+its training pipeline with the transform appended)::
+
+    python tools/misc/extract_prior_features.py CONFIG --split train \\
+        --out data/prior_cache/synthetic_res18_train \\
+        --train-config work_dirs/a2p_cached.py --warp none
+    python tools/train.py work_dirs/a2p_cached.py
+
+(``--cfg-options model.neck.prior_cache.root=... model.neck.prior_cache.
+warp=none``, the neck reading the cache itself, still works but is
+deprecated.)
 
 What is computed: the teachers of ``model.neck.teachers`` (one per prior of
 ``model.neck.priors``) on the *deterministic* crop of every sample of the
@@ -91,6 +105,16 @@ def parse_args(argv=None):
     p.add_argument(
         '--no-progress', action='store_true', help='no progress bar')
     p.add_argument(
+        '--train-config',
+        default=None,
+        help='also write a training config (CONFIG + LoadPriorFeatures '
+        'reading this cache) to this .py file')
+    p.add_argument(
+        '--warp',
+        default='affine',
+        choices=('affine', 'none', 'refuse'),
+        help='LoadPriorFeatures(warp=...) of --train-config (default affine)')
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -141,6 +165,50 @@ def _dataset_cfg(cfg, split):
             f'({ds.get("type")}); the cache is keyed by img_id, unique within '
             'one dataset only: extract and train one dataset at a time')
     return ds
+
+
+def training_config(cfg, config_path: str, root: str,
+                    warp: str = 'affine') -> str:
+    """The text of a training config that inherits ``config_path`` and
+    appends ``LoadPriorFeatures`` (reading the cache at ``root``) to its
+    training pipeline.
+
+    Args:
+        cfg (Config): the loaded ``config_path`` (with any overrides).
+        config_path (str): the config file (``_base_`` of the new one).
+        root (str): the cache folder.
+        warp (str): ``LoadPriorFeatures(warp=...)``.
+
+    Returns:
+        str: Python config text.
+    """
+    import pprint
+    ds = _dataset_cfg(cfg, 'train')
+    neck = cfg.model.get('neck') or {}
+    if not neck.get('priors') or not neck.get('teachers'):
+        raise ValueError('extract_prior_features: model.neck has no priors '
+                         '/ teachers: nothing to distil from a cache')
+    pipeline = [dict(t) for t in ds['pipeline']]
+    if not any(t.get('type') == 'PackTwoHandInputs' for t in pipeline):
+        raise ValueError('extract_prior_features: the training pipeline has '
+                         'no PackTwoHandInputs to put LoadPriorFeatures after')
+    pipeline.append(
+        dict(
+            type='LoadPriorFeatures',
+            root=osp.abspath(root),
+            priors=tuple(neck['priors']),
+            teachers={k: dict(v)
+                      for k, v in neck['teachers'].items()},
+            teacher_channels=neck.get('teacher_channels'),
+            warp=warp))
+    plain = Config(dict(p=pipeline)).to_dict()['p']
+    return ('# written by tools/misc/extract_prior_features.py: the '
+            'teachers\'\n# features are read from the cache by '
+            'LoadPriorFeatures\n'
+            f'_base_ = [{osp.abspath(config_path)!r}]\n'
+            'train_dataloader = dict(dataset=dict(pipeline=' +
+            pprint.pformat(plain, indent=1, width=76, sort_dicts=False) +
+            '))\n')
 
 
 def _config_sha256(path):
@@ -323,6 +391,10 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
+    if args.train_config and args.split != 'train':
+        raise SystemExit('extract_prior_features: --train-config needs '
+                         f'--split train (got {args.split})')
+
     def _terminate(signum, frame):  # SIGTERM: clean up like Ctrl-C
         raise KeyboardInterrupt(f'signal {signum}')
 
@@ -346,6 +418,11 @@ def main(argv=None):
                for f in os.listdir(root)) / 2**20
     print(f'prior feature cache written to {root} ({size:.1f} MiB, '
           f'{time.time() - t0:.1f} s)')
+    if args.train_config:
+        from mmhand2p.utils.fileio import atomic_write_bytes
+        text = training_config(cfg, args.config, root, args.warp)
+        atomic_write_bytes(args.train_config, text.encode('utf-8'))
+        print(f'training config written to {args.train_config}')
     return root
 
 
