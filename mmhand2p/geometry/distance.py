@@ -13,8 +13,9 @@ Shared by the collision losses, the penetration metric (PenDist) and the
 visualizer. Coordinates are in the caller's unit (metres in mmhand2p).
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -188,7 +189,8 @@ def _closest_block(points: Tensor, vertices: Tensor, topology: MeshTopology,
 
 
 def winding_numbers(points: Tensor, vertices: Tensor,
-                    topology: MeshTopology) -> Tensor:
+                    topology: Union[MeshTopology, Tensor, np.ndarray]
+                    ) -> Tensor:
     """Generalised winding numbers of points w.r.t. closed meshes.
 
     ``w(p) = sum over faces of the signed solid angle / (4 pi)`` with the
@@ -201,12 +203,20 @@ def winding_numbers(points: Tensor, vertices: Tensor,
     Args:
         points (Tensor): ``(B, P, 3)``.
         vertices (Tensor): ``(B, V, 3)``.
-        topology (MeshTopology): outward-wound closed faces.
+        topology (MeshTopology | Tensor | np.ndarray): outward-wound closed
+            faces, or the ``(F, 3)`` faces themselves (not checked: for an
+            open mesh the result is the generalised winding number, no
+            longer an exact 0 / 1).
 
     Returns:
         Tensor: ``(B, P)``.
     """
-    faces = topology.tensors(vertices.device)[0]
+    if isinstance(topology, MeshTopology):
+        faces = topology.tensors(vertices.device)[0]
+    else:
+        faces = torch.as_tensor(
+            np.asarray(topology) if not torch.is_tensor(topology) else
+            topology, dtype=torch.long, device=vertices.device)
     bsz, num_p = points.shape[:2]
     out = points.new_zeros(bsz, num_p)
     tri = vertices[:, faces]  # B, F, 3, 3

@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+from mmhand2p.synthetic import generate_synthetic_interhand
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs', 'rtmdet_hand')

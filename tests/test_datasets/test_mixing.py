@@ -6,8 +6,8 @@ import os.path as osp
 import numpy as np
 from mmengine.config import Config
 
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
 from mmhand2p.registry import DATA_SAMPLERS, DATASETS
+from mmhand2p.synthetic import generate_synthetic_interhand
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

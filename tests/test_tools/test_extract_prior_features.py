@@ -14,9 +14,9 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
 from mmhand2p.models.teachers import SyntheticWorldTeacher
 from mmhand2p.registry import DATASETS, MODELS
+from mmhand2p.synthetic import generate_synthetic_interhand
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))

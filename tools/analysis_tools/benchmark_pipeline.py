@@ -73,7 +73,7 @@ def main(argv=None) -> None:
                 f'{ann} does not exist: generate the set with tools/'
                 'dataset_converters/make_synthetic_interhand.py or pass '
                 '--generate N')
-        from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+        from mmhand2p.synthetic import generate_synthetic_interhand
         s = generate_synthetic_interhand(
             args.data_root, args.split, args.generate, workers=args.workers)
         print(f"generated {s['num_images']} images in {s['seconds']:.1f} s")

@@ -38,9 +38,9 @@ def make_scenes(num: int, hw, seed: int):
     """``num`` (vertices, faces, intrinsics, background) render inputs."""
     import torch
 
-    from mmhand2p.datasets.synthetic import generator as g
     from mmhand2p.models.body_models import MANOLayer
-    from mmhand2p.models.body_models.procedural_hand import hand_skeleton
+    from mmhand2p.synthetic import generator as g
+    from mmhand2p.synthetic.hand_model import hand_skeleton
     from mmhand2p.utils.mesh import boundary_loops, cap_boundary_loops
     torch.set_num_threads(1)
     layer = MANOLayer(flat_hand_mean=False).eval()

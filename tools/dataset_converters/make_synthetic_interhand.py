@@ -135,7 +135,7 @@ class Progress:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+    from mmhand2p.synthetic import generate_synthetic_interhand
     out = osp.abspath(args.out)
     if not args.overwrite:  # refuse before generating anything
         existing = [

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         return 1
     from xtcocotools.coco import COCO
 
-    from mmhand2p.datasets.synthetic import write_coco_hand_boxes
+    from mmhand2p.synthetic import write_coco_hand_boxes
     for split in splits:
         path = write_coco_hand_boxes(
             args.data_root,

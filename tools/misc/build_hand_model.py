@@ -2,7 +2,7 @@
 """Generate the bundled hand model (MANO format, NOT the real MANO model).
 
 Writes ``MANO_RIGHT.npz`` and ``MANO_LEFT.npz`` made by
-:mod:`mmhand2p.models.body_models.procedural_hand` and prints a summary::
+:mod:`mmhand2p.synthetic.hand_model` and prints a summary::
 
     python tools/misc/build_hand_model.py [--out-dir mmhand2p/assets] \
         [--seed 0] [--render-docs docs/images]
@@ -25,7 +25,7 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(
         0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmhand2p.models.body_models import procedural_hand as ph  # noqa: E402
+from mmhand2p.synthetic import hand_model as ph  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

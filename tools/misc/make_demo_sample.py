@@ -3,7 +3,7 @@
 """Write the demo's sample photo: two interacting hands, rendered.
 
 The image is one frame of the synthetic two-hand set
-(:func:`~mmhand2p.datasets.synthetic.generate_synthetic_interhand`, bundled
+(:func:`~mmhand2p.synthetic.generate_synthetic_interhand`, bundled
 hand model, one camera), generated in a temporary folder and copied out, so
 it is a function of ``--seed`` and ``--size`` only::
 
@@ -65,7 +65,7 @@ def make_sample(out_file: str,
     os.makedirs(osp.dirname(out_file), exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     if hands == 'none':
-        from mmhand2p.datasets.synthetic.generator import random_background
+        from mmhand2p.synthetic.generator import random_background
         rgb = random_background(np.random.default_rng(seed), h, w)
         if not cv2.imwrite(out_file, rgb[..., ::-1], params):
             raise IOError(f'could not write {out_file!r}')
@@ -77,7 +77,7 @@ def make_sample(out_file: str,
     if hands not in HAND_PROBS:
         raise ValueError(f"hands must be one of {list(HAND_PROBS) + ['none']}"
                          f', got {hands!r}')
-    from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+    from mmhand2p.synthetic import generate_synthetic_interhand
     tmp = tempfile.mkdtemp(prefix='mmhand2p_demo_sample_')
     try:
         info = generate_synthetic_interhand(

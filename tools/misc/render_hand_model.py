@@ -6,7 +6,7 @@
 
 Writes ``hand_model_rest.png`` (right hand: back, palm and thumb side; both
 hands), ``hand_model_fist.png`` and ``hand_model_spread.png`` using the numpy
-forward pass of :mod:`mmhand2p.models.body_models.procedural_hand` and the
+forward pass of :mod:`mmhand2p.synthetic.hand_model` and the
 CPU renderer of :mod:`mmhand2p.visualization`.
 """
 import argparse
@@ -22,7 +22,7 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(
         0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmhand2p.models.body_models import procedural_hand as ph  # noqa: E402
+from mmhand2p.synthetic import hand_model as ph  # noqa: E402
 from mmhand2p.visualization import render_meshes  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

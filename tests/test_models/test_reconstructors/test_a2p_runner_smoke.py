@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+from mmhand2p.synthetic import generate_synthetic_interhand
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))

@@ -17,12 +17,12 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 from mmhand2p.datasets import InterHand26MDataset
-from mmhand2p.datasets.synthetic import generate_synthetic_interhand
 from mmhand2p.datasets.transforms import (PackFullImageInputs,
                                           TwoHandCropAffine, apply_affine,
                                           invert_affine)
 from mmhand2p.models.reconstructors import merge_part_checkpoints
 from mmhand2p.registry import MODELS
+from mmhand2p.synthetic import generate_synthetic_interhand
 from mmhand2p.utils.geometry import project_points
 
 HERE = osp.dirname(osp.abspath(__file__))

@@ -538,7 +538,7 @@ def test_pair_augmentations_are_exact(mano, pairs_path):
 
 @pytest.fixture(scope='module')
 def tiny_synthetic(tmp_path_factory):
-    from mmhand2p.datasets.synthetic import generate_synthetic_interhand
+    from mmhand2p.synthetic import generate_synthetic_interhand
     root = str(tmp_path_factory.mktemp('synthetic'))
     generate_synthetic_interhand(
         root,

@@ -10,14 +10,13 @@ import torch
 from mmengine import Config
 
 from mmhand2p.datasets import InterHand26MDataset
-from mmhand2p.datasets.synthetic import (SEG_LEFT, SEG_RIGHT, coco_boxes_path,
-                                         generate_synthetic_interhand,
-                                         hand_contact, hand_orientation,
-                                         load_extras, place_second_hand,
-                                         sample_camera_rig)
 from mmhand2p.models.body_models import MANOLayer
 from mmhand2p.registry import DATASETS
 from mmhand2p.structures import HandDataSample
+from mmhand2p.synthetic import (SEG_LEFT, SEG_RIGHT, coco_boxes_path,
+                                generate_synthetic_interhand, hand_contact,
+                                hand_orientation, load_extras,
+                                place_second_hand, sample_camera_rig)
 from mmhand2p.utils.mesh import boundary_loops, cap_boundary_loops
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

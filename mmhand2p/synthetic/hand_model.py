@@ -38,9 +38,13 @@ Everything is deterministic: the same ``seed`` gives byte-identical arrays
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import torch
 
+from mmhand2p.conventions import MANO_FINGERTIP_VERTEX_IDS, MANO_PARENTS
+from mmhand2p.geometry import winding_numbers
 from mmhand2p.geometry.mesh import (boundary_loops, cap_boundary_loops,
                                     edge_face_counts, signed_volume)
+from mmhand2p.utils.geometry import axis_angle_to_matrix, mirror_axis_angle
 
 __all__ = [
     'NUM_VERTICES', 'NUM_FACES', 'NUM_JOINTS', 'WRIST_LOOP_SIZE',
@@ -51,8 +55,8 @@ __all__ = [
     'finger_pose_from_angles', 'SHAPE_DIRECTIONS', 'sample_finger_poses',
     'pose_pca', 'build_hand_model', 'mirror_hand_model',
     'mirror_axis_angle_pose', 'edge_face_counts', 'boundary_loops',
-    'cap_boundary_loops', 'signed_volume', 'winding_number', 'self_intersections',
-    'lbs_numpy'
+    'cap_boundary_loops', 'signed_volume', 'winding_number',
+    'self_intersections', 'lbs_numpy'
 ]
 
 NUM_VERTICES = 778
@@ -62,8 +66,9 @@ WRIST_LOOP_SIZE = 16
 NUM_BETAS = 10
 NUM_POSE_SAMPLES = 1554
 
-#: MANO kinematic tree (parent of each of the 16 joints, -1 for the wrist)
-MANO_KINTREE_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
+#: MANO kinematic tree (parent of each of the 16 joints, -1 for the wrist):
+#: :data:`mmhand2p.conventions.MANO_PARENTS`
+MANO_KINTREE_PARENTS = MANO_PARENTS
 
 #: finger order used by the generator (cage columns go little -> index)
 FINGER_NAMES = ('thumb', 'index', 'middle', 'ring', 'little')
@@ -78,13 +83,8 @@ FINGER_JOINTS = {
 }
 
 #: MANO's fingertip vertex ids (the 5 extra keypoints of the 21-joint hand)
-FINGERTIP_VERTEX_IDS = {
-    'thumb': 745,
-    'index': 317,
-    'middle': 444,
-    'ring': 556,
-    'little': 673,
-}
+#: by finger: :data:`mmhand2p.conventions.MANO_FINGERTIP_VERTEX_IDS`
+FINGERTIP_VERTEX_IDS = dict(zip(FINGER_NAMES, MANO_FINGERTIP_VERTEX_IDS))
 
 # --------------------------------------------------------------------------
 # skeleton and implicit surface
@@ -920,7 +920,8 @@ def winding_number(verts: np.ndarray, faces: np.ndarray,
                    points: np.ndarray) -> np.ndarray:
     """Generalised winding number of a closed oriented mesh at points.
 
-    About 1 inside, 0 outside (Van Oosterom & Strackee solid angles).
+    About 1 inside, 0 outside (Van Oosterom & Strackee solid angles); the
+    shared :func:`mmhand2p.geometry.winding_numbers` in float64.
 
     Args:
         verts (np.ndarray): ``(V, 3)``.
@@ -930,19 +931,10 @@ def winding_number(verts: np.ndarray, faces: np.ndarray,
     Returns:
         np.ndarray: ``(P,)``.
     """
-    v = np.asarray(verts, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    q = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    a = v[f[:, 0]][None] - q[:, None]
-    b = v[f[:, 1]][None] - q[:, None]
-    c = v[f[:, 2]][None] - q[:, None]
-    la, lb, lc = (np.linalg.norm(x, axis=-1) for x in (a, b, c))
-    det = np.einsum('pfi,pfi->pf', a, np.cross(b, c))
-    den = (
-        la * lb * lc + np.einsum('pfi,pfi->pf', a, b) * lc +
-        np.einsum('pfi,pfi->pf', b, c) * la +
-        np.einsum('pfi,pfi->pf', c, a) * lb)
-    return (2.0 * np.arctan2(det, den)).sum(-1) / (4.0 * np.pi)
+    q = torch.as_tensor(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+    v = torch.as_tensor(np.asarray(verts, dtype=np.float64))
+    return winding_numbers(q[None], v[None],
+                           np.asarray(faces, dtype=np.int64))[0].numpy()
 
 
 def self_intersections(verts: np.ndarray,
@@ -1315,19 +1307,19 @@ def sample_finger_poses(num: int,
 
 def mirror_axis_angle_pose(pose: np.ndarray) -> np.ndarray:
     """Mirror axis-angle rotations through ``x -> -x``: ``(x, y, z) -> (x, -y,
-    -z)`` per joint (right-hand pose <-> left-hand pose).
+    -z)`` per joint (right-hand pose <-> left-hand pose); numpy front of
+    :func:`mmhand2p.utils.geometry.mirror_axis_angle`.
 
     Args:
         pose (np.ndarray): ``(..., 3k)``.
 
     Returns:
-        np.ndarray: same shape.
+        np.ndarray: same shape, float64.
     """
     p = np.array(pose, dtype=np.float64, copy=True)
     shp = p.shape
-    p = p.reshape(*shp[:-1], -1, 3)
-    p[..., 1:] *= -1.0
-    return p.reshape(shp)
+    p = mirror_axis_angle(torch.from_numpy(p.reshape(*shp[:-1], -1, 3)))
+    return p.numpy().reshape(shp)
 
 
 def pose_pca(poses: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1359,23 +1351,16 @@ def pose_pca(poses: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------
 
 
-def _rodrigues(rv: np.ndarray) -> np.ndarray:
-    rv = np.asarray(rv, dtype=np.float64)
-    angle = np.linalg.norm(rv, axis=-1, keepdims=True)
-    axis = rv / np.maximum(angle, 1e-12)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack([zero, -z, y, z, zero, -x, -y, x, zero],
-                 axis=-1).reshape(*rv.shape[:-1], 3, 3)
-    a = angle[..., None]
-    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
-
-
 def lbs_numpy(model: Dict[str, np.ndarray],
               pose: np.ndarray,
               betas: Optional[np.ndarray] = None
               ) -> Tuple[np.ndarray, np.ndarray]:
-    """MANO forward pass in numpy (posedirs ignored unless non-zero).
+    """MANO forward pass of one hand on numpy arrays (float64).
+
+    The shared pieces, no private copy: Rodrigues is
+    :func:`mmhand2p.utils.geometry.axis_angle_to_matrix` and the skinning
+    smplx's ``lbs`` (what :class:`MANOLayer` runs), on the arrays of
+    :func:`build_hand_model` (MANO's file layout).
 
     Args:
         model (dict): arrays of :func:`build_hand_model`.
@@ -1385,25 +1370,31 @@ def lbs_numpy(model: Dict[str, np.ndarray],
     Returns:
         tuple: ``(778, 3)`` vertices and ``(16, 3)`` joints.
     """
-    v = model['v_template'].astype(np.float64)
-    if betas is not None:
-        v = v + model['shapedirs'] @ np.asarray(betas, np.float64)
-    rot = _rodrigues(np.asarray(pose, np.float64).reshape(16, 3))
-    pf = (rot[1:] - np.eye(3)).reshape(-1)
-    v = v + model['posedirs'] @ pf
-    joints = model['J_regressor'] @ v
-    parents = model['kintree_table'][0].astype(np.int64)
-    g = np.zeros((16, 4, 4))
-    for j in range(16):
-        local = np.eye(4)
-        local[:3, :3] = rot[j]
-        local[:3, 3] = joints[j] - (joints[parents[j]] if j else 0.0)
-        g[j] = local if j == 0 else g[parents[j]] @ local
-    posed_joints = g[:, :3, 3].copy()
-    g[:, :3, 3] -= np.einsum('jab,jb->ja', g[:, :3, :3], joints)
-    t = np.einsum('vj,jab->vab', model['weights'], g)
-    out = np.einsum('vab,vb->va', t[:, :3, :3], v) + t[:, :3, 3]
-    return out, posed_joints
+    from smplx.lbs import lbs
+
+    def t(a):
+        return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+    shapedirs = t(model['shapedirs'])
+    if betas is None:
+        betas = np.zeros(shapedirs.shape[-1])
+    rot = axis_angle_to_matrix(t(pose).reshape(1, 16, 3))
+    posedirs = t(model['posedirs']).reshape(-1, 135).T
+    # a copy: the model's kintree_table must not change (MANO stores the
+    # root's parent as 2**32 - 1)
+    parents = torch.tensor(np.asarray(model['kintree_table'][0], np.int64))
+    parents[0] = -1
+    verts, joints = lbs(
+        t(betas)[None],
+        rot,
+        t(model['v_template']),
+        shapedirs,
+        posedirs,
+        t(model['J_regressor']),
+        parents,
+        t(model['weights']),
+        pose2rot=False)
+    return verts[0].numpy(), joints[0].numpy()
 
 
 # --------------------------------------------------------------------------

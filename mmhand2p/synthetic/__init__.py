@@ -1,5 +1,13 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
-"""The synthetic two-hand dataset (InterHand2.6M's format, own renderer)."""
+"""The synthetic two-hand data: the procedural hand model in MANO's format
+(:mod:`.hand_model`) and the scene generator that renders a two-hand
+dataset in InterHand2.6M's file format (:mod:`.generator`).
+
+It sits above ``visualization`` (it renders with ``render_meshes``) and
+``models`` (it poses hands with ``MANOLayer``), and reuses the shared
+geometry and conventions (winding numbers, Rodrigues, LBS, kinematic tree,
+fingertip ids, mirroring) instead of private copies.
+"""
 from .generator import (COCO_CATEGORIES, DEFAULT_HAND_TYPE_PROBS, GAP_MODES,
                         HAND_TYPES, SEG_BACKGROUND, SEG_LEFT, SEG_RIGHT,
                         SPLITS, coco_boxes_path, count_inside, extra_paths,

@@ -9,10 +9,10 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmhand2p.models.body_models import procedural_hand as ph
+from mmhand2p.synthetic import hand_model as ph
 
 ASSETS = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
     'mmhand2p', 'assets')
 KEYS = ('v_template', 'f', 'J_regressor', 'J', 'kintree_table', 'weights',
         'shapedirs', 'posedirs', 'hands_components', 'hands_mean',

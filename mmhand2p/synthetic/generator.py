@@ -136,13 +136,23 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
-    """``(3,)`` axis-angle -> ``(3, 3)`` rotation matrix (OpenCV's)."""
-    return cv2.Rodrigues(np.asarray(rotvec, np.float64).reshape(3, 1))[0]
+    """``(3,)`` axis-angle -> ``(3, 3)`` rotation matrix, float64
+    (:func:`mmhand2p.utils.geometry.axis_angle_to_matrix`)."""
+    import torch
+
+    from mmhand2p.utils.geometry import axis_angle_to_matrix
+    return axis_angle_to_matrix(
+        torch.as_tensor(np.asarray(rotvec, np.float64).reshape(3))).numpy()
 
 
 def _matrix_to_rotvec(rot: np.ndarray) -> np.ndarray:
-    vec, _ = cv2.Rodrigues(np.asarray(rot, np.float64))
-    return vec.reshape(3)
+    """``(3, 3)`` rotation -> ``(3,)`` axis-angle, float64
+    (:func:`mmhand2p.utils.geometry.matrix_to_axis_angle`)."""
+    import torch
+
+    from mmhand2p.utils.geometry import matrix_to_axis_angle
+    return matrix_to_axis_angle(
+        torch.as_tensor(np.asarray(rot, np.float64))).numpy().reshape(3)
 
 
 def _image_hw(image_size) -> Tuple[int, int]:
@@ -479,15 +489,20 @@ def count_inside(points: np.ndarray,
         chunk (int): points per numpy batch (memory bound).
     """
     from scipy.spatial import cKDTree
-    from mmhand2p.models.body_models.procedural_hand import winding_number
     lo, hi = verts.min(0), verts.max(0)
     cand = points[((points >= lo) & (points <= hi)).all(1)]
     if len(cand):
         near, _ = cKDTree(verts).query(cand, k=1)
         cand = cand[near <= max_depth]
+    import torch
+
+    from mmhand2p.geometry import winding_numbers
+    v = torch.as_tensor(np.asarray(verts, np.float64))[None]
+    f = np.asarray(faces, np.int64)
     inside = 0
     for i in range(0, len(cand), chunk):
-        w = winding_number(verts, faces, cand[i:i + chunk])
+        q = torch.as_tensor(np.asarray(cand[i:i + chunk], np.float64))
+        w = winding_numbers(q[None], v, f)[0]
         inside += int((w > 0.5).sum())
     return inside
 
@@ -538,7 +553,7 @@ def sample_hand_scene(
         hand_caps (sequence): per hand ``(loop, faces)``: the wrist
             opening's vertex ids and the faces of the mesh capped with a fan
             to the loop's centroid (appended as the last vertex), as made by
-            :func:`mmhand2p.utils.mesh.cap_boundary_loops`.
+            :func:`mmhand2p.geometry.cap_boundary_loops`.
         center_m (sequence): where the hands are, world metres.
         hand_type_probs (sequence): probabilities of :data:`HAND_TYPES`.
         gap_modes (dict, optional): :data:`GAP_MODES` by default.
@@ -551,8 +566,7 @@ def sample_hand_scene(
         21, 3)`` (world metres, from ``layer``), ``skin`` ``(2, 3)`` and
         ``meta`` (JSON-able scene facts).
     """
-    from mmhand2p.models.body_models.procedural_hand import (
-        mirror_axis_angle_pose, sample_finger_poses)
+    from .hand_model import mirror_axis_angle_pose, sample_finger_poses
     gap_modes = GAP_MODES if gap_modes is None else gap_modes
     probs = np.asarray(hand_type_probs, np.float64)
     hand_type = HAND_TYPES[rng.choice(3, p=probs / probs.sum())]
@@ -812,9 +826,10 @@ class _FrameMaker:
 
     def __init__(self, job: dict) -> None:
         import torch
+
+        from mmhand2p.geometry import boundary_loops, cap_boundary_loops
         from mmhand2p.models.body_models import MANOLayer
-        from mmhand2p.models.body_models.procedural_hand import hand_skeleton
-        from mmhand2p.utils.mesh import boundary_loops, cap_boundary_loops
+        from .hand_model import hand_skeleton
         torch.set_num_threads(1)
         self.job = job
         self.layer = MANOLayer(
@@ -870,7 +885,7 @@ class _FrameMaker:
         return self._render_frame(index, capture, cams, scene, rng)
 
     def _render_frame(self, index, capture, cams, scene, rng) -> dict:
-        from mmhand2p.models.body_models import hand21_to_interhand
+        from mmhand2p.conventions import hand21_to_interhand
         job = self.job
         h, w = job['image_hw']
         present = scene['present']
@@ -1162,8 +1177,8 @@ def _make_frames(job: dict, num_frames: int, workers: int, progress,
         import scipy.spatial  # noqa: F401
         import smplx  # noqa: F401
 
+        import mmhand2p.models.body_models  # noqa: F401
         import mmhand2p.visualization  # noqa: F401
-        from mmhand2p.models.body_models import procedural_hand  # noqa
     ctx = multiprocessing.get_context(start_method)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(job, )) as pool:
         for out in pool.imap_unordered(_run_chunk, chunks):
@@ -1281,6 +1296,7 @@ def write_coco_hand_boxes(data_root: str,
         str: the written file.
     """
     import torch
+
     from mmhand2p.datasets.interhand26m import InterHand26MDataset
     from mmhand2p.datasets.interhand_writer import _atomic_json
     from mmhand2p.models.body_models import MANOLayer
