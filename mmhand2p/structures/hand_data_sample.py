@@ -88,6 +88,10 @@ META_FIELDS = {
     'rot_z': '(3, 3) rotation of the virtual camera about its optical axis',
     'flip': 'bool: the whole sample was mirrored',
     'flip_left': 'bool: the left hand was mirrored for the network',
+    'target_conventions': 'dict: the target codec\'s conventions '
+    '(TwoHandCodec.conventions(): left_as_right, depth_range, root_index, '
+    'camera_model) the targets were made with; heads check them '
+    '(GenerateTwoHandTargets)',
     'hand_type': "'right' | 'left' | 'interacting' (datasets)",
     'pairs': 'list of {right: row | -1, left: row | -1, score: float, '
     'rel_transl: [x, y, z] | None}: the pairs of pred_instances, best '
