@@ -6,27 +6,20 @@ dataset reads can be produced here. The format facts are those listed in
 :mod:`mmhand2p.datasets.interhand26m`.
 """
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Dict, Optional
 
 import numpy as np
+
+from mmhand2p.utils.fileio import atomic_write
 
 __all__ = ['InterHandFormatWriter']
 
 
 def _atomic_json(path: str, obj) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.json', dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, separators=(',', ':'))
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Compact JSON through :func:`mmhand2p.utils.fileio.atomic_write`."""
+    with atomic_write(path, 'w') as f:
+        json.dump(obj, f, separators=(',', ':'))
 
 
 class InterHandFormatWriter:

@@ -25,10 +25,8 @@ Examples::
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -164,18 +162,13 @@ def plot_curve(runs: Sequence[str],
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out_dir = osp.dirname(osp.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
+    from mmhand2p.utils.fileio import atomic_write
     ext = osp.splitext(out)[1] or '.png'
-    fd, tmp = tempfile.mkstemp(suffix=ext, dir=out_dir, prefix='.tmp_')
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
+        with atomic_write(out, 'wb') as f:
+            fig.savefig(f, dpi=110, format=ext[1:])
     finally:
         plt.close(fig)
-        if osp.exists(tmp):
-            os.remove(tmp)
     return counts
 
 

@@ -25,10 +25,8 @@ of crowd annotations (``iscrowd=1``) are left out::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import List, Optional
 
 #: (side prefix in COCO-WholeBody, category id, category name)
@@ -103,16 +101,9 @@ def wholebody_to_hand_boxes(wholebody: dict, min_size: float = 0.0) -> dict:
 
 
 def _write_json_atomic(obj: dict, path: str) -> None:
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    from mmhand2p.utils.fileio import atomic_write
+    with atomic_write(path, 'w') as f:
+        json.dump(obj, f)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
