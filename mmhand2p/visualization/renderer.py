@@ -22,6 +22,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from mmhand2p.geometry.normals import vertex_normals
+
 __all__ = [
     'RenderOutput', 'render_meshes', 'vertex_normals', 'DEFAULT_MESH_COLORS'
 ]
@@ -53,26 +55,6 @@ class RenderOutput(NamedTuple):
     depth: np.ndarray
     mesh_id: np.ndarray
     face_id: np.ndarray
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals.
-
-    Args:
-        vertices (np.ndarray): ``(V, 3)``.
-        faces (np.ndarray): ``(F, 3)`` vertex indices.
-
-    Returns:
-        np.ndarray: ``(V, 3)`` unit normals (0 for unused vertices).
-    """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    return np.divide(vn, norm, out=np.zeros_like(vn), where=norm > 0)
 
 
 def _intrinsics(intrinsics) -> Tuple[float, float, float, float]:

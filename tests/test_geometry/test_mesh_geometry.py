@@ -76,3 +76,21 @@ def test_intersection_volumes_names_an_open_mesh():
     with pytest.raises(ValueError, match="sample 'left-7'"):
         intersection_volumes(CUBE_V[None], CUBE_F[2:], CUBE_V[None], CUBE_F,
                              names=['left-7'])
+
+
+def test_vertex_normals_numpy_and_torch_agree_on_a_cube():
+    from mmhand2p.geometry import vertex_normals
+    n_np = vertex_normals(CUBE_V, CUBE_F)
+    n_t = vertex_normals(torch.from_numpy(CUBE_V), torch.from_numpy(CUBE_F))
+    assert isinstance(n_np, np.ndarray) and torch.is_tensor(n_t)
+    # each corner's normal points away from the centre, along the diagonal
+    # weighted by the faces' areas (two triangles per face share a corner
+    # unevenly), so check direction and unit length only
+    np.testing.assert_allclose(np.linalg.norm(n_np, axis=1), 1.0, atol=1e-12)
+    assert ((n_np * (CUBE_V - 0.5)).sum(1) > 0).all()
+    np.testing.assert_allclose(n_t.numpy(), n_np, rtol=0, atol=1e-12)
+    # an unused vertex gets a zero normal, never NaN, in both backends
+    v = np.concatenate([CUBE_V, [[5.0, 5.0, 5.0]]])
+    assert (vertex_normals(v, CUBE_F)[8] == 0).all()
+    assert (vertex_normals(torch.from_numpy(v), torch.from_numpy(CUBE_F))[8]
+            == 0).all()

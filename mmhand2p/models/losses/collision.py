@@ -51,7 +51,8 @@ from typing import NamedTuple, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmhand2p.geometry import closest_points_on_triangles
+from mmhand2p.geometry import closest_points_on_triangles, vertex_normals
+from mmhand2p.geometry.normals import face_vertex_normals as _normals
 from mmhand2p.registry import MODELS
 
 __all__ = [
@@ -107,52 +108,6 @@ def gmof(x: Tensor, rho: float) -> Tensor:
     x2 = x * x
     r2 = rho * rho
     return r2 * x2 / (r2 + x2)
-
-
-def _safe_normalize(v: Tensor, eps: float = 1e-20) -> Tuple[Tensor, Tensor]:
-    """``v / |v|`` with 0 (and zero gradient) where ``|v|^2 <= eps``.
-
-    Returns:
-        tuple: unit vectors ``(..., 3)`` and the validity mask ``(...)``.
-    """
-    sq = (v * v).sum(-1, keepdim=True)
-    ok = sq > eps
-    inv = torch.rsqrt(torch.where(ok, sq, torch.ones_like(sq)))
-    return torch.where(ok, v * inv, torch.zeros_like(v)), ok[..., 0]
-
-
-def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Area-weighted outward vertex normals.
-
-    Each face adds its (area-scaled) normal ``(v1 - v0) x (v2 - v0)`` to its
-    three vertices; the sums are normalised. A vertex whose sum vanishes
-    (coincident vertices, zero-area faces, unused vertices) gets a zero
-    normal, never NaN.
-
-    Args:
-        vertices (Tensor): ``(..., V, 3)``.
-        faces (Tensor): ``(F, 3)`` long, outward (counter-clockwise) winding.
-
-    Returns:
-        Tensor: ``(..., V, 3)`` unit or zero normals.
-    """
-    return _normals(vertices, faces)[1]
-
-
-def _normals(vertices: Tensor, faces: Tensor) -> Tuple[Tensor, Tensor]:
-    """Unit face normals ``(..., F, 3)`` and area-weighted unit vertex
-    normals ``(..., V, 3)``, zero where undefined (degenerate faces,
-    vertices whose face normals cancel or vanish)."""
-    faces = faces.long()
-    tri = vertices[..., faces, :]  # (..., F, 3, 3)
-    fn = torch.cross(
-        tri[..., 1, :] - tri[..., 0, :],
-        tri[..., 2, :] - tri[..., 0, :],
-        dim=-1)
-    acc = vertices.new_zeros(vertices.shape).index_add(
-        -2, faces.reshape(-1), fn.repeat_interleave(3, dim=-2))
-    # only a vanishing (|n| <= 1e-15 m^2) normal is treated as undefined
-    return _safe_normalize(fn, 1e-30)[0], _safe_normalize(acc, 1e-30)[0]
 
 
 def box_prefilter(verts_a: Tensor, verts_b: Tensor,
