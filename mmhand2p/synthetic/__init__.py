@@ -1,7 +1,9 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 """The synthetic two-hand data: the procedural hand model in MANO's format
-(:mod:`.hand_model`) and the scene generator that renders a two-hand
-dataset in InterHand2.6M's file format (:mod:`.generator`).
+(:mod:`.hand_model`) and the generator of a two-hand dataset in
+InterHand2.6M's file format: scene sampling (:mod:`.scene`), rendering
+(:mod:`.render`), annotation writers (:mod:`.writers`), run by
+:mod:`.generator`.
 
 It sits above ``visualization`` (it renders with ``render_meshes``) and
 ``models`` (it poses hands with ``MANOLayer``), and reuses the shared
