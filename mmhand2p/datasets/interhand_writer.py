@@ -5,21 +5,19 @@ Used by the synthetic two-hand generator and by tests, so that everything the
 dataset reads can be produced here. The format facts are those listed in
 :mod:`mmhand2p.datasets.interhand26m`.
 """
-import json
 import os.path as osp
 from typing import Dict, Optional
 
 import numpy as np
 
-from mmhand2p.utils.fileio import atomic_write
+from mmhand2p.utils.fileio import atomic_write_json
 
 __all__ = ['InterHandFormatWriter']
 
 
 def _atomic_json(path: str, obj) -> None:
-    """Compact JSON through :func:`mmhand2p.utils.fileio.atomic_write`."""
-    with atomic_write(path, 'w') as f:
-        json.dump(obj, f, separators=(',', ':'))
+    """Compact JSON, written atomically."""
+    atomic_write_json(path, obj, separators=(',', ':'))
 
 
 class InterHandFormatWriter:

@@ -10,17 +10,20 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from mmhand2p.utils.fileio import atomic_write_json
 from .scene import (COCO_CATEGORIES, GAP_MODES, GENERATOR_VERSION, camera_name,
                     capture_rig)
 
-__all__ = [
-    'coco_boxes_path', 'write_coco_hand_boxes'
-]
+__all__ = ['coco_boxes_path', 'write_coco_hand_boxes']
+
+
+def _atomic_json(path: str, obj) -> None:
+    """Compact JSON (the release's style), written atomically."""
+    atomic_write_json(path, obj, separators=(',', ':'))
 
 
 def _write_annotations(job: dict, records: List[dict]) -> Dict[str, str]:
-    from mmhand2p.datasets.interhand_writer import (InterHandFormatWriter,
-                                                    _atomic_json)
+    from mmhand2p.datasets.interhand_writer import InterHandFormatWriter
     split = job['split']
     h, w = job['image_hw']
     writer = InterHandFormatWriter(job['tmp_root'], split)
@@ -127,7 +130,6 @@ def write_coco_hand_boxes(data_root: str,
     import torch
 
     from mmhand2p.datasets.interhand26m import InterHand26MDataset
-    from mmhand2p.datasets.interhand_writer import _atomic_json
     from mmhand2p.models.body_models import MANOLayer
     ds = InterHand26MDataset(
         data_root=data_root,

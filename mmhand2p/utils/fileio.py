@@ -19,7 +19,8 @@ import time
 from typing import IO, Callable, Iterator, List
 
 __all__ = [
-    'file_sha256', 'atomic_write', 'atomic_write_bytes', 'atomic_torch_save',
+    'file_sha256', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json',
+    'atomic_torch_save',
     'fsync_dir', 'remove_stale_temporaries'
 ]
 
@@ -97,6 +98,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, 'wb') as f:
         f.write(data)
+
+
+def atomic_write_json(path: str, obj, **dump_kwargs) -> None:
+    """``json.dump(obj, f, **dump_kwargs)`` to ``path`` through
+    :func:`atomic_write` (text, UTF-8)."""
+    import json
+    with atomic_write(path, 'w') as f:
+        json.dump(obj, f, **dump_kwargs)
 
 
 def atomic_torch_save(obj, path: str,

@@ -101,9 +101,8 @@ def wholebody_to_hand_boxes(wholebody: dict, min_size: float = 0.0) -> dict:
 
 
 def _write_json_atomic(obj: dict, path: str) -> None:
-    from mmhand2p.utils.fileio import atomic_write
-    with atomic_write(path, 'w') as f:
-        json.dump(obj, f)
+    from mmhand2p.utils.fileio import atomic_write_json
+    atomic_write_json(path, obj)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
