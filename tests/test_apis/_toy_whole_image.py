@@ -8,10 +8,11 @@ this folder on ``sys.path``).
 """
 import numpy as np
 import torch
+from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 
-from mmhand2p.registry import MODELS, VISUALIZERS
+from mmhand2p.registry import METRICS, MODELS, VISUALIZERS
 from mmhand2p.structures import HandDataSample
 from mmhand2p.visualization import TwoHandLocalVisualizer
 
@@ -97,3 +98,18 @@ class ToyPanelVisualizer(TwoHandLocalVisualizer):
                                           draw_pred, max_side)
         drawn['overlay'][:] = TOY_OVERLAY_RGB
         return drawn
+
+
+@METRICS.register_module(force=True)
+class ToyHandCount(BaseMetric):
+    """The number of hands found (``pred_hands.hand_valid``) in the test
+    set (to run the toy model through ``tools/test.py``)."""
+
+    default_prefix = 'toy_whole'
+
+    def process(self, data_batch, data_samples):
+        for s in data_samples:
+            self.results.append(float(s['pred_hands']['hand_valid'].sum()))
+
+    def compute_metrics(self, results):
+        return dict(hands=float(sum(results)))

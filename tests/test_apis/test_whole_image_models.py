@@ -2,15 +2,19 @@
 """Any registered whole-image model runs through ``Hand2PInferencer`` and
 ``demo/image_demo.py`` unchanged: a toy one-stage model that writes only
 ``pred_hands`` (0, 1 or 2 hands; no detector, no ``pred_instances``, no
-``stage_times_ms``), and a visualizer swapped by the config."""
+``stage_times_ms``), and a visualizer swapped by the config;
+``tools/test.py`` runs the same model unchanged."""
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from _apis_helpers import load_module
+import torch
+from _apis_helpers import REPO, load_module
 from _toy_whole_image import TOY_OVERLAY_RGB, TRANSL, template
 
 from mmhand2p.apis import Hand2PInferencer, validate_result
@@ -141,3 +145,74 @@ def test_visualizer_swapped_by_config(toy_inputs, tmp_path):
     other = Hand2PInferencer(
         config, show_progress=False, visualizer=inferencer.visualizer)
     assert other.visualizer is inferencer.visualizer
+
+
+TOOLS_TEST_CONFIG = """\
+_base_ = [{base!r}]
+custom_imports = dict(
+    imports=['_toy_whole_image', '_toy_components', 'mmhand2p.engine'],
+    allow_failed_imports=False)
+model = dict(type='ToyWholeImageModel')
+test_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ToyTwoHandDataset', num_samples=6))
+test_evaluator = dict(type='ToyHandCount')
+test_cfg = dict()
+default_hooks = dict(
+    visualization=dict(type='TwoHandVisualizationHook', interval=1))
+"""
+
+
+def test_tools_test_runs_a_one_stage_model(tmp_path):
+    """tools/test.py: the toy model on the tools tests' toy dataset (32 x 32
+    images with their cameras), its metric and the visualization hook."""
+    here = osp.dirname(osp.abspath(__file__))
+    toy_tools = osp.join(REPO, 'tests', 'test_tools')
+    sys.path.insert(0, toy_tools)
+    try:
+        from _toy_components import ToyTwoHandDataset
+    finally:
+        sys.path.remove(toy_tools)
+    from _toy_whole_image import ToyWholeImageModel
+    model = ToyWholeImageModel().eval()
+    expected = 0.0
+    dataset = ToyTwoHandDataset(num_samples=6)
+    for i in range(len(dataset)):  # (no IndexError to end a for loop)
+        item = dataset[i]
+        with torch.no_grad():
+            (out, ) = model.test_step(
+                dict(
+                    inputs=[item['inputs']],
+                    data_samples=[item['data_samples']]))
+        expected += float(out.pred_hands.hand_valid.sum())
+    assert 0 < expected < 12  # some images with and some without hands
+    config = tmp_path / 'toy_whole_image_test.py'
+    config.write_text(
+        TOOLS_TEST_CONFIG.format(
+            base=osp.join(REPO, 'configs', '_base_', 'default_runtime.py')))
+    checkpoint = tmp_path / 'toy.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta={}), checkpoint)
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (here, toy_tools, REPO, env.get('PYTHONPATH')) if p)
+    work_dir = tmp_path / 'work'
+    res = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'),
+        str(config),
+        str(checkpoint), '--work-dir',
+        str(work_dir)
+    ],
+                         cwd=str(tmp_path),
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+    assert f'toy_whole/hands: {expected:.4f}' in log, log[-2000:]
+    drawn = sorted(os.listdir(work_dir / 'vis'))
+    assert drawn == ['000000_toy_000.png', '000001_toy_002.png',
+                     '000002_toy_004.png']
