@@ -12,9 +12,9 @@ import pytest
 import torch
 from _apis_helpers import forced_detect, image_key
 
-from mmhand2p.apis import (Hand2PInferencer, inference_image, init_model,
-                           load_image, validate_result)
+from mmhand2p.apis import Hand2PInferencer, inference_image
 from mmhand2p.apis import inferencer as inferencer_module
+from mmhand2p.apis import init_model, load_image, validate_result
 from mmhand2p.apis.io import read_obj
 from mmhand2p.utils.mesh import cap_boundary_loops, signed_volume
 
