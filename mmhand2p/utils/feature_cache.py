@@ -5,7 +5,13 @@ The teachers of :class:`~mmhand2p.models.necks.FusionAlignmentNeck` are
 frozen, so their features on a *fixed* crop of a sample never change:
 ``tools/misc/extract_prior_features.py`` computes them once, on the
 deterministic (test-mode) crop of every sample, and training reads them back
-instead of running the teachers (``FusionAlignmentNeck(prior_cache=...)``).
+instead of running the teachers: the data transform
+``LoadPriorFeatures`` (after ``PackTwoHandInputs``) puts a sample's cached
+features into its data sample, and ``FusionAlignmentNeck.loss`` turns them
+into the distillation target with :func:`prior_target` (the deprecated
+``FusionAlignmentNeck(prior_cache=...)`` reads the cache itself, with the
+same function). This module is neutral (no import of ``mmhand2p.models``
+or ``mmhand2p.datasets``), so both can use it.
 
 What is exact and what is not
 -----------------------------
