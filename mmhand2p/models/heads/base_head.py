@@ -48,6 +48,12 @@ class BaseTwoHandHead(BaseModule, metaclass=ABCMeta):
         init_cfg (dict, optional): mmengine init config.
     """
 
+    #: the smallest config (repository-relative path) whose model holds this
+    #: head; ``tests/test_contract.py`` builds it, trains one step and
+    #: checks what every consumer of the predictions reads. A registered
+    #: subclass must set it.
+    smallest_config: Optional[str] = None
+
     def __init__(self,
                  body_model: ConfigType = dict(type='MANOLayer'),
                  decoder: Optional[ConfigType] = None,

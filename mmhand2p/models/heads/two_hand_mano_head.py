@@ -65,6 +65,9 @@ class TwoHandMANOHead(BaseTwoHandHead):
         init_cfg: mmengine init config.
     """
 
+    smallest_config = ('configs/a2p/synthetic/'
+                       'a2p_res18w32-baseline_1xb16-cpu_synthetic-128x128.py')
+
     def __init__(self,
                  in_channels: int = 256,
                  num_layers: int = 2,

@@ -84,6 +84,12 @@ class BaseTwoHandReconstructor(BaseModel, metaclass=ABCMeta):
     :attr:`refines` tells whether ``predict`` refines by default.
     """
 
+    #: the smallest config (repository-relative path) that builds this
+    #: model; ``tests/test_contract.py`` builds it, runs ``loss`` and
+    #: ``predict`` on a synthetic batch and checks what every consumer of
+    #: the predictions reads. A registered subclass must set it.
+    smallest_config: Optional[str] = None
+
     @abstractmethod
     def extract_feat(self, inputs: Tensor):
         """Features of a batch of network inputs (what the head reads)."""

@@ -244,6 +244,9 @@ class DetectThenReconstruct(BaseModel):
         init_cfg (dict, optional): mmengine init config.
     """
 
+    smallest_config = ('configs/detect_reconstruct/'
+                       'hand2p_default_synthetic_no-refine.py')
+
     def __init__(self,
                  detector: Union[ConfigType, str],
                  reconstructor: Union[ConfigType, str],

@@ -58,6 +58,9 @@ class TopDownTwoHandReconstructor(BaseTwoHandReconstructor):
         init_cfg: mmengine init config.
     """
 
+    smallest_config = ('configs/a2p/synthetic/'
+                       'a2p_res18w32-baseline_1xb16-cpu_synthetic-128x128.py')
+
     def __init__(self,
                  backbone: ConfigType,
                  head: ConfigType,
