@@ -189,7 +189,12 @@ def trained_refiner():
 
 @pytest.mark.parametrize('name', sorted(CLASSES))
 def test_method_contract(name, synthetic_root, trained_refiner):
-    cls = CLASSES[name]
+    check_method(name, CLASSES[name], synthetic_root, trained_refiner)
+
+
+def check_method(name, cls, synthetic_root, trained_refiner):
+    """The whole contract for one registered class (also used by
+    ``tests/test_docs_walkthroughs.py`` for the developer guide's head)."""
     cfg = _config(name, cls)
     torch.manual_seed(0)
     cwd = os.getcwd()
