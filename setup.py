@@ -1,11 +1,11 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
 def readme() -> str:
-    with open(osp.join(osp.dirname(__file__), 'README.md'), encoding='utf-8') as f:
+    path = osp.join(osp.dirname(__file__), 'README.md')
+    with open(path, encoding='utf-8') as f:
         return f.read()
 
 
@@ -17,7 +17,8 @@ def get_version() -> str:
 
 
 def parse_requirements(fname: str) -> list:
-    """Read requirement specs from ``requirements/<fname>``, skipping comments."""
+    """Read requirement specs from ``requirements/<fname>``, skipping
+    comments."""
     path = osp.join(osp.dirname(__file__), 'requirements', fname)
     reqs = []
     with open(path) as f:

@@ -5,8 +5,8 @@ from mmengine.config import Config
 
 # the config rewrite lives with the other config helpers (models use it);
 # re-exported here
-from mmhand2p.utils.config_parts import (TEACHER_KEYS,  # noqa: F401
-                                         inference_model_cfg)
+from mmhand2p.utils.config_parts import TEACHER_KEYS  # noqa: F401
+from mmhand2p.utils.config_parts import inference_model_cfg
 
 __all__ = ['inference_model_cfg', 'build_inference_model', 'TEACHER_KEYS']
 

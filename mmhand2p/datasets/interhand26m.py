@@ -633,11 +633,12 @@ class InterHand26MDataset(BaseDataset):
             frame_joints = z['frame_joints']
             frame_names = z['frame_names']
             cams = z['cams']
-        for what, got, need in (
+        required = (
             ('col_', col, ('img_id', 'frame', 'cam', 'joint_valid',
                            'hand_type', 'file_name', 'ori_shape')),
             ('mano_', mano, ('pose', 'shape', 'trans', 'valid', 'bad')),
-            ('skip_', skipped, ('reason', 'img_id', 'name'))):
+            ('skip_', skipped, ('reason', 'img_id', 'name')))
+        for what, got, need in required:
             missing = [k for k in need if k not in got]
             if missing:
                 raise KeyError(f'{what}{missing[0]}')

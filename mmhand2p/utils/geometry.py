@@ -336,7 +336,8 @@ def procrustes_align(
     else:
         s_fit = torch.ones_like(var_p)
     trans = mu_t - s_fit[:, None] * (mu_p[:, None] @ rot.transpose(1, 2))[:, 0]
-    aligned = s_fit[:, None, None] * pred @ rot.transpose(1, 2) + trans[:, None]
+    aligned = (s_fit[:, None, None] * pred @ rot.transpose(1, 2) +
+               trans[:, None])
     return aligned, (s_fit, rot, trans)
 
 
@@ -364,6 +365,7 @@ def rigid_transform_mano(global_orient: Tensor, transl: Tensor,
     Returns:
         tuple: new ``global_orient`` ``(..., 3)`` and ``transl`` ``(..., 3)``.
     """
-    new_orient = matrix_to_axis_angle(rot @ axis_angle_to_matrix(global_orient))
+    new_orient = matrix_to_axis_angle(
+        rot @ axis_angle_to_matrix(global_orient))
     moved_root = (rot @ (root_joint + transl)[..., None])[..., 0] + trans
     return new_orient, moved_root - root_joint

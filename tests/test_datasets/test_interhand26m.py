@@ -38,7 +38,8 @@ def test_real_frames_project_onto_hands(shared_fixtures, tmp_path):
     assert len(ds) == 4 and ds.num_skipped == 0
     anns = {
         a['image_id']: a
-        for a in json.load(open(osp.join(root, 'test_interhand2.6m_data.json')))
+        for a in json.load(
+            open(osp.join(root, 'test_interhand2.6m_data.json')))
         ['annotations']
     }
     types = {}

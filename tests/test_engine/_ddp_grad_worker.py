@@ -2,7 +2,6 @@
 """Worker for test_ddp_gradients.py: gradients of the A2P model on a fixed
 batch, either in one process (full batch) or under torchrun with gloo (each
 rank half the batch, gradients averaged by DDP)."""
-import os
 import sys
 
 import numpy as np

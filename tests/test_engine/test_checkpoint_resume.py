@@ -5,12 +5,11 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
-
-from mmengine.hooks import Hook
 
 from mmhand2p.registry import DATASETS, HOOKS, MODELS
 

@@ -45,8 +45,8 @@ def test_validation_records_take_the_preceding_iteration(tool, tmp_path):
                    20, [90.0, 70.0])
     train, val = tool.load_scalars(tool.find_scalars(str(tmp_path / 'run')))
     assert [r['x'] for r in train] == [10, 20, 30, 40]
-    assert [(r['x'], r['two_hand/MPJPE_all']) for r in val] == [(20, 90.0),
-                                                                 (40, 70.0)]
+    assert [(r['x'], r['two_hand/MPJPE_all'])
+            for r in val] == [(20, 90.0), (40, 70.0)]
     # the newest timestamp folder wins; a file or timestamp folder works too
     _write_run(str(tmp_path / 'run'), '20260102_000000', [5], 10, [1.0])
     newest = tool.find_scalars(str(tmp_path / 'run'))
@@ -65,7 +65,7 @@ def test_plot_curve_and_train_time(tool, tmp_path, capsys):
     b = _write_run(str(tmp_path / 'b'), 't', [4, 3], 20, [95])
     out = str(tmp_path / 'fig' / 'curves.png')
     rc = tool.main([
-        'plot_curve', a, str(tmp_path / 'b'), '--keys', 'loss',
+        'plot_curve', a, b, '--keys', 'loss',
         'two_hand/MPJPE_all', '--legend', 'A', 'B', '--out', out
     ])
     assert rc == 0

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mmhand2p.utils.geometry import (axis_angle_to_matrix, axis_angle_to_rot6d,
-                                     rot6d_to_axis_angle,
-                                     matrix_to_axis_angle, matrix_to_rot6d,
+                                     matrix_to_axis_angle,
+                                     matrix_to_quaternion, matrix_to_rot6d,
                                      mirror_axis_angle, mirror_matrix,
                                      mirror_points, procrustes_align,
                                      project_points, quaternion_to_matrix,
-                                     matrix_to_quaternion, rot6d_to_matrix,
+                                     rot6d_to_axis_angle, rot6d_to_matrix,
                                      swap_hands)
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=64)

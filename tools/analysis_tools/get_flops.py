@@ -72,9 +72,10 @@ def _flatten_tensors(out: Any) -> List[Any]:
     return []
 
 
-from mmhand2p.apis.inference_model import (  # noqa: E402
-    build_inference_model as build_test_model, inference_model_cfg as
-    test_mode_model_cfg)
+from mmhand2p.apis.inference_model import \
+    build_inference_model as build_test_model  # noqa: E402
+from mmhand2p.apis.inference_model import \
+    inference_model_cfg as test_mode_model_cfg  # noqa: E402,F401
 
 
 def tensor_forward(model):

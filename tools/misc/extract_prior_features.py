@@ -39,7 +39,7 @@ the flipped image (``RandomTwoHandFlip(prob=1)``), so that flipped training
 samples get exact targets. The features are stored as float16 at the
 teachers' own resolution together with each crop's affine, which lets the
 neck resample them onto an augmented crop
-(:mod:`mmhand2p.models.teachers.feature_cache`).
+(:mod:`mmhand2p.utils.feature_cache`).
 
 All-or-nothing: the cache is written into a hidden temporary folder next to
 ``--out`` (every file ``fsync``-ed, ``index.json`` last) and renamed into

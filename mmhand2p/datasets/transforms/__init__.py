@@ -20,7 +20,8 @@ from .photometric import ColorJitter, MotionBlur
 from .prior_features import LoadPriorFeatures
 
 __all__ = [
-    'LoadTwoHandImage', 'LoadPriorMaps', 'RandomTwoHandFlip', 'TwoHandCropAffine',
+    'LoadTwoHandImage', 'LoadPriorMaps', 'RandomTwoHandFlip',
+    'TwoHandCropAffine',
     'ColorJitter', 'MotionBlur', 'GenerateTwoHandTargets', 'PackTwoHandInputs',
     'left_as_right', 'right_as_left', 'mirror_left_points', 'TARGET_FIELDS',
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',

@@ -3,11 +3,10 @@
 import cv2
 import numpy as np
 import pytest
+from _two_hand_synth import IMG_HW, random_info
 
 from mmhand2p.datasets.transforms import (LoadPriorMaps, PackTwoHandInputs,
-                                          RandomTwoHandFlip,
-                                          TwoHandCropAffine)
-from _two_hand_synth import IMG_HW, random_info
+                                          RandomTwoHandFlip, TwoHandCropAffine)
 
 
 def _painted(info):

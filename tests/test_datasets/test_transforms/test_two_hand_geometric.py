@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from _two_hand_synth import (IMG_HW, K_ANISO, K_SQUARE, blob_centroid,
                              blob_image, mano_info, project, random_info,
                              run_mano)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mmhand2p.datasets.transforms import (RandomTwoHandFlip, TwoHandCropAffine,
                                           apply_affine, crop_camera,
                                           flip_two_hands, invert_affine)

@@ -1,8 +1,8 @@
 # Copyright (c) mmhand2p contributors. All rights reserved.
 import numpy as np
 import pytest
-
 from _two_hand_synth import blob_centroid
+
 from mmhand2p.datasets.transforms import ColorJitter, MotionBlur
 from mmhand2p.registry import TRANSFORMS
 

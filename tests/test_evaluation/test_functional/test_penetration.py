@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmhand2p.evaluation.functional import (
-    MeshTopology, VolumeWorkerPool, check_closed_mesh, closed_hand_faces,
-    closest_points_on_mesh, intersection_volume, penetration_depth,
-    penetration_volume, point_mesh_signed_distance, winding_numbers)
+from mmhand2p.evaluation.functional import (MeshTopology, VolumeWorkerPool,
+                                            check_closed_mesh,
+                                            closed_hand_faces,
+                                            closest_points_on_mesh,
+                                            intersection_volume,
+                                            penetration_depth,
+                                            penetration_volume,
+                                            point_mesh_signed_distance,
+                                            winding_numbers)
 from mmhand2p.evaluation.functional.penetration import _PairVolumes
 from mmhand2p.utils.geometry import mirror_axis_angle
 

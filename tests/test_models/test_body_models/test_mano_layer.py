@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmhand2p.models.body_models import (MANO_FINGERTIP_VERTEX_IDS,
-                                         MANOLayer, load_mano_file)
+from mmhand2p.models.body_models import (MANO_FINGERTIP_VERTEX_IDS, MANOLayer,
+                                         load_mano_file)
 from mmhand2p.registry import MODELS
 from mmhand2p.utils.geometry import (axis_angle_to_rot6d, mirror_axis_angle,
                                      mirror_points)
@@ -67,8 +67,8 @@ def test_left_is_mirror_of_right(mirror_pair_dir, flat_hand_mean):
         transl=torch.stack([transl, mirror_points(transl)], 1))
     assert out.vertices.shape == (3, 2, 778, 3)
     assert out.joints.shape == (3, 2, 21, 3)
-    assert torch.allclose(out.vertices[:, 1], mirror_points(out.vertices[:, 0]),
-                          atol=1e-5)
+    assert torch.allclose(
+        out.vertices[:, 1], mirror_points(out.vertices[:, 0]), atol=1e-5)
     assert torch.allclose(out.joints[:, 1], mirror_points(out.joints[:, 0]),
                           atol=1e-5)
     # and the mirror is not trivially satisfied: the unmirrored pose differs
@@ -124,7 +124,8 @@ def test_6d_pca_and_mean_semantics(mirror_pair_dir):
 
 def test_bad_pose_shape_message(mirror_pair_dir):
     layer = MANOLayer(mirror_pair_dir, orient_faces=False)
-    with pytest.raises(ValueError, match=r'pose must have shape \(B, 2, 16, 3'):
+    with pytest.raises(ValueError,
+                       match=r'pose must have shape \(B, 2, 16, 3'):
         layer(pose=torch.zeros(2, 16, 3))
     with pytest.raises(ValueError, match='exactly one'):
         layer(pose=torch.zeros(1, 2, 16, 3),
@@ -201,8 +202,8 @@ def test_rigid_transform_mano_matches_moved_mesh(mirror_pair_dir):
     out = layer(pose=pose2, betas=betas2, transl=transl2)
     rot = axis_angle_to_matrix(torch.tensor([0.4, -1.1, 0.3]))
     trans = torch.tensor([0.2, -0.1, 1.5])
-    root = layer(pose=torch.zeros_like(pose2), betas=betas2).joints_mano[:, :,
-                                                                          0]
+    root = layer(
+        pose=torch.zeros_like(pose2), betas=betas2).joints_mano[:, :, 0]
     orient, new_t = rigid_transform_mano(pose2[:, :, 0], transl2, root, rot,
                                          trans)
     moved = layer(

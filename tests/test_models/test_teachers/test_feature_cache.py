@@ -18,8 +18,8 @@ from mmhand2p.models.teachers import (BasePriorTeacher, PriorFeatureCache,
                                       PriorFeatureCacheWriter,
                                       relative_crop_theta, teacher_config_hash,
                                       warp_feature_maps)
-from mmhand2p.models.teachers.feature_cache import file_sha256
 from mmhand2p.registry import MODELS
+from mmhand2p.utils.fileio import file_sha256
 
 
 @MODELS.register_module(force=True)
