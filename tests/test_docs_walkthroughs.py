@@ -41,13 +41,25 @@ def _doc() -> str:
 
 
 def section(heading: str) -> str:
-    """The text of the ``##`` section whose heading starts with
-    ``heading`` (up to the next ``##`` heading)."""
-    text = _doc()
-    m = re.search(r'^## ' + re.escape(heading) + r'.*?$(.*?)(?=^## |\Z)',
-                  text, re.M | re.S)
-    assert m, f'{DOC} has no section "## {heading}"'
-    return m.group(1)
+    """The text of the section whose heading (any level from ``##`` on)
+    starts with ``heading``, up to the next heading of the same or a higher
+    level outside code blocks (so the page may be nested under another
+    heading when it is pasted into docs/architecture.md)."""
+    lines = _doc().splitlines(keepends=True)
+    level, out, fenced = None, [], False
+    for line in lines:
+        if line.startswith('```'):
+            fenced = not fenced
+        m = None if fenced else re.match(r'(#+) (.*)', line)
+        if level is None:
+            if m and len(m.group(1)) >= 2 and m.group(2).startswith(heading):
+                level = len(m.group(1))
+            continue
+        if m and len(m.group(1)) <= level:
+            break
+        out.append(line)
+    assert level is not None, f'{DOC} has no section "## {heading}"'
+    return ''.join(out)
 
 
 def project_files(text: str) -> dict:
@@ -109,6 +121,29 @@ def test_head_passes_the_contract(project_root, synthetic_root,
     monkeypatch.setattr(cls, 'smallest_config',
                         osp.join(project_root, HEAD_CONFIG))
     check_method('PooledTwoHandHead', cls, synthetic_root, trained_refiner)
+
+
+def test_own_contract_test_snippet(project_root, tmp_path):
+    """The "hold your own copy to it" test module of "Add a head", run by
+    pytest in a checkout laid out as the repository (its ``tests/`` with
+    ``test_contract.py``, ``configs/``, ``demo/`` and the walkthrough's
+    ``projects/``)."""
+    m = re.search(r'```python\n(# (tests/test_pooled_head\.py).*?)```',
+                  section('Add a head'), re.S)
+    assert m, 'the "Add a head" section lost its contract test snippet'
+    root = tmp_path / 'checkout'
+    (root / 'tests').mkdir(parents=True)
+    for name in ('configs', 'demo'):
+        os.symlink(osp.join(REPO, name), str(root / name))
+    os.symlink(osp.join(project_root, 'projects'), str(root / 'projects'))
+    for name in ('conftest.py', 'test_contract.py'):
+        os.symlink(
+            osp.join(REPO, 'tests', name), str(root / 'tests' / name))
+    (root / m.group(2)).write_text(m.group(1))
+    log = _run([
+        '-m', 'pytest', m.group(2), '-q', '-p', 'no:cacheprovider'
+    ], str(root))
+    assert '1 passed' in log, log[-3000:]
 
 
 def _run(args, root, timeout=600):
