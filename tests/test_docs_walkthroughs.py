@@ -25,7 +25,7 @@ from mmengine.config import Config
 from test_contract import REPO, check_method
 
 #: the developer guide file holding the walkthroughs
-DOC = 'docs/architecture_walkthroughs.md'
+DOC = 'docs/architecture.md'
 
 HEADINGS = ('Add a head', 'Add a whole-image model', 'Add a dataset',
             'Add a metric / protocol')
