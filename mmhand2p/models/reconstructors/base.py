@@ -117,6 +117,31 @@ class BaseTwoHandReconstructor(BaseModel, metaclass=ABCMeta):
         return (getattr(self, 'refiner', None) is not None and bool(
             (getattr(self, 'test_cfg', None) or {}).get('refine', True)))
 
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether :meth:`predict` must give every sample the same result
+        in any batch (a refiner that asks for it, ``batch_invariant``):
+        a caller that batches work for this model (e.g. a detector in front
+        of it) then runs it one sample at a time too."""
+        return self.refines and bool(
+            getattr(self.refiner, 'batch_invariant', False))
+
+    def hand_field_shapes(self) -> Dict[str, tuple]:
+        """Per-hand shapes of the ``pred_hands`` fields this model writes
+        (for empty outputs, e.g. an image without hands): by default from
+        ``self.head``'s body model (``num_vertices``, ``num_betas``)."""
+        head = getattr(self, 'head', None)
+        body = getattr(head, 'body_model', None)
+        v = int(getattr(body, 'num_vertices', 778))
+        nb = int(getattr(head, 'num_betas', 10))
+        return dict(
+            joints_3d=(21, 3),
+            vertices=(v, 3),
+            joints_2d=(21, 2),
+            mano_pose=(16, 3),
+            mano_betas=(nb, ),
+            mano_transl=(3, ))
+
     def forward(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None,

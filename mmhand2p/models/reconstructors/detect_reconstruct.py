@@ -454,9 +454,7 @@ class DetectThenReconstruct(BaseModel):
     def _batch_invariant(self) -> bool:
         """Whether the refiner asks for batch-independent results (then
         detection and stage 1 run one image / crop at a time)."""
-        refiner = getattr(self.reconstructor, 'refiner', None)
-        return bool(self.refine and refiner is not None
-                    and getattr(refiner, 'batch_invariant', False))
+        return bool(self.refine and self.reconstructor.batch_invariant)
 
     @staticmethod
     def _image_list(inputs) -> List[Tensor]:
@@ -654,16 +652,7 @@ class DetectThenReconstruct(BaseModel):
 
     # ------------------------------------------------------------------
     def _empty_shapes(self) -> Dict[str, tuple]:
-        body = getattr(self.reconstructor.head, 'body_model', None)
-        v = int(getattr(body, 'num_vertices', 778))
-        nb = int(getattr(self.reconstructor.head, 'num_betas', 10))
-        return dict(
-            joints_3d=(21, 3),
-            vertices=(v, 3),
-            joints_2d=(21, 2),
-            mano_pose=(16, 3),
-            mano_betas=(nb, ),
-            mano_transl=(3, ))
+        return self.reconstructor.hand_field_shapes()
 
     def _write_outputs(self, ds, det, pairs, cam, preds, refined, stage1,
                        device) -> None:

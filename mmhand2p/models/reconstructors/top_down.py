@@ -154,8 +154,7 @@ class TopDownTwoHandReconstructor(BaseTwoHandReconstructor):
         """
         timer = StageTimer(inputs.device)
         mask = refine_mask(refine, len(inputs), self.refines)
-        if mask is not None and getattr(self.refiner, 'batch_invariant',
-                                        False):
+        if mask is not None and self.batch_invariant:
             preds = []
             for i in range(len(inputs)):
                 feats = self.extract_feat(inputs[i:i + 1])
