@@ -28,9 +28,16 @@ point on a triangle) and ``n_f`` the normal of the face holding ``q``;
 ``relu`` of it is penalised. Touching hands give exactly 0 (the tangent
 plane of the nearest vertex alone gave up to 0.6 mm on touching MANO hands),
 and a gradient step moves the penetrating vertices out along the surface
-normal. The paper states the selection (distance and normal thresholds) and
-the robust penalty; measuring the penalised penetration this way is this
-implementation's reading of "penalise them".
+normal. The paper (Sec. 3.2) states the selection (distance and normal
+thresholds), calls its loss "a robust collision loss using the GMoF
+function" and prints Eq. (3), ``L = sum_i sum_j |V^i - V_c^j|^2 /
+(|V^i - V_c^j|^2 - rho)``, a function of the pair distance, not of a
+penetration depth. Penalising the depth with GMoF (``criterion=
+'depth_gmof'``, the default of :func:`hybrid_collision`) is this
+implementation's choice: it separates penetrating hands where Eq. (3) as
+printed and a GMoF of the pair distance do not (``docs/diffusion_refiner.md``
+has the measurement). Both are available as ``criterion='eq3_printed'`` and
+``'pair_gmof'`` (see :func:`pair_penalty`).
 
 Cost. An exact pre-filter keeps, per sample, only the vertices of one hand
 inside the other hand's bounding box grown by the search radius, then only
@@ -56,7 +63,8 @@ from mmhand2p.geometry.normals import face_vertex_normals as _normals
 from mmhand2p.registry import MODELS
 
 __all__ = [
-    'CollisionResult', 'gmof', 'vertex_normals', 'box_prefilter',
+    'CollisionResult', 'gmof', 'eq3_printed', 'pair_penalty',
+    'CRITERIA', 'vertex_normals', 'box_prefilter',
     'grid_prefilter', 'hybrid_collision', 'inside_collision',
     'HybridCollisionLoss', 'InsideCollisionLoss'
 ]
@@ -70,6 +78,12 @@ _GRID_BUDGET = 1 << 22
 #: plane of its nearest vertex are outside; the exact one-ring depth is
 #: computed for the others only
 _VERTEX_PLANE_TOL = 0.005
+#: penalties of the hybrid criterion: of the penetration depth (the
+#: default) or of the squared pair distance (see :func:`pair_penalty`)
+CRITERIA = ('depth_gmof', 'eq3_printed', 'pair_gmof')
+#: Eq. (3)'s denominator ``d^2 - rho`` is kept at least ``EQ3_POLE_EPS *
+#: rho`` away from 0 (see :func:`eq3_printed`)
+EQ3_POLE_EPS = 0.1
 
 
 class CollisionResult(NamedTuple):
@@ -108,6 +122,69 @@ def gmof(x: Tensor, rho: float) -> Tensor:
     x2 = x * x
     r2 = rho * rho
     return r2 * x2 / (r2 + x2)
+
+
+def eq3_printed(d2: Tensor, rho: float, eps: float = EQ3_POLE_EPS) -> Tensor:
+    """A2P's Eq. (3) as printed, per pair: ``d^2 / (d^2 - rho)``.
+
+    The printed form has a pole at ``d^2 = rho``. The denominator is kept
+    away from it: ``D = d^2 - rho`` is replaced by ``max(D, eps * rho)``
+    where ``D > 0`` and by ``min(D, -eps * rho)`` where ``D <= 0`` (the side
+    of the pole the pair is on keeps its sign; ``D = 0`` counts as the near
+    side). Within ``eps * rho`` of the pole the value is therefore ``d^2 /
+    (+-eps rho)`` (at most ``(1 + eps) / eps`` in magnitude) and its
+    gradient is ``2 (x - y) / (+-eps rho)``: finite everywhere for
+    ``rho > 0``, equal to the printed form elsewhere. Both branches
+    decrease with ``d^2``, so minimising pushes the two vertices of a pair
+    apart along the line joining them, whichever side of it is inside.
+
+    Args:
+        d2 (Tensor): squared pair distances (m^2), any shape.
+        rho (float): the printed ``rho``, compared with ``d^2`` (m^2, > 0).
+            The paper gives no value.
+        eps (float): the pole margin, relative to ``rho``. Defaults to
+            ``EQ3_POLE_EPS``.
+
+    Returns:
+        Tensor: same shape as ``d2``.
+    """
+    if not rho > 0 or not eps > 0:
+        raise ValueError(f'eq3_printed: rho and eps must be > 0, got {rho} '
+                         f'and {eps}')
+    den = d2 - rho
+    m = eps * rho
+    den = torch.where(den > 0, den.clamp(min=m), den.clamp(max=-m))
+    return d2 / den
+
+
+def pair_penalty(x: Tensor, y: Tensor, criterion: str,
+                 rho: float) -> Tensor:
+    """Penalty of selected pairs ``(x, y)`` from their squared distance.
+
+    * ``'eq3_printed'``: :func:`eq3_printed` of ``d^2 = |x - y|^2`` (Eq. (3)
+      of the paper as printed; ``rho`` in m^2).
+    * ``'pair_gmof'``: the standard GMoF of the pair distance, ``rho^2 d^2
+      / (rho^2 + d^2)`` (``rho`` in metres), computed from ``d^2`` (no
+      square root, so finite at ``d = 0``). Minimising it pulls the pair
+      together.
+
+    Args:
+        x (Tensor): ``(M, 3)``.
+        y (Tensor): ``(M, 3)``.
+        criterion (str): ``'eq3_printed'`` or ``'pair_gmof'``.
+        rho (float): see above.
+
+    Returns:
+        Tensor: ``(M,)``.
+    """
+    d2 = ((x - y)**2).sum(-1)
+    if criterion == 'eq3_printed':
+        return eq3_printed(d2, rho)
+    if criterion == 'pair_gmof':
+        r2 = rho * rho
+        return r2 * d2 / (r2 + d2)
+    raise ValueError("pair_penalty: criterion must be 'eq3_printed' or "
+                     f"'pair_gmof', got {criterion!r}")
 
 
 def box_prefilter(verts_a: Tensor, verts_b: Tensor,
@@ -382,12 +459,16 @@ def _surface_depth(x: Tensor, target: Tensor, b: Tensor, j: Tensor,
 
 def _collision(verts_a: Tensor, verts_b: Tensor, faces_a: Tensor,
                faces_b: Tensor, radius: float, query_margin: float, rho: float,
-               detach_normals: bool, keep_fn) -> CollisionResult:
+               detach_normals: bool, keep_fn,
+               criterion: str = 'depth_gmof') -> CollisionResult:
     """Shared driver: pre-filter, nearest pairs both ways, depth, GMoF.
 
     ``keep_fn(n_query, n_target) -> (M,) bool`` says which pairs count
     (from the two vertex normals); ``radius`` bounds the pair distance and
-    ``query_margin`` grows the other hand's box for the queries.
+    ``query_margin`` grows the other hand's box for the queries. With a
+    ``criterion`` other than ``'depth_gmof'`` the loss is
+    :func:`pair_penalty` of every kept pair instead of GMoF of the depths
+    (``num_pairs`` and ``max_depth`` are the same either way).
     """
     if verts_a.dim() != 3 or verts_b.dim() != 3 or verts_a.shape[0] != \
             verts_b.shape[0] or verts_a.shape[-1] != 3 or \
@@ -449,14 +530,20 @@ def _collision(verts_a: Tensor, verts_b: Tensor, faces_a: Tensor,
         # exact one-ring depth only for pairs that may be inside
         with torch.no_grad():
             x, n_t = vq[b, i], vn_t[b, j]
-            keep = keep_fn(vn_q[b, i], n_t) & ((
+            kept = keep_fn(vn_q[b, i], n_t)
+            keep = kept & ((
                 (vt[b, j] - x) * n_t).sum(-1) > -_VERTEX_PLANE_TOL)
+            pb, pi, pj = b[kept], i[kept], j[kept]
             b, i, j = b[keep], i[keep], j[keep]
+        if criterion != 'depth_gmof' and len(pb):
+            per = per.index_add(
+                0, pb, pair_penalty(vq[pb, pi], vt[pb, pj], criterion, rho))
         if len(b) == 0:
             continue
         depth = _surface_depth(vq[b, i], vt, b, j, faces_t, ring_t,
                                fn_t).clamp(min=0)
-        per = per.index_add(0, b, gmof(depth, rho))
+        if criterion == 'depth_gmof':
+            per = per.index_add(0, b, gmof(depth, rho))
         cnt = cnt.index_add(0, b, (depth > 0).long())
         dmax = dmax.scatter_reduce(
             0, b, depth.detach(), reduce='amax', include_self=True)
@@ -474,14 +561,17 @@ def hybrid_collision(verts_a: Tensor,
                      d_threshold: float = 0.005,
                      angle_threshold: float = 90.0,
                      rho: float = 0.01,
-                     detach_normals: bool = True) -> CollisionResult:
+                     detach_normals: bool = True,
+                     criterion: str = 'depth_gmof') -> CollisionResult:
     """A2P's hybrid distance / normal collision criterion with GMoF.
 
     Pairs: every vertex of either hand with its nearest vertex of the other
     hand, kept when ``|a - b|^2 < d_threshold^2`` and the outward vertex
     normals oppose, ``n_a . n_b < cos(angle_threshold)``. The depth of the
     query vertex below the other surface (see the module docstring) is
-    penalised: ``sum GMoF(relu(depth); rho)`` per sample.
+    penalised: ``sum GMoF(relu(depth); rho)`` per sample (the default
+    ``criterion``; the others penalise the kept pairs' distances, see
+    :func:`pair_penalty`).
 
     Args:
         verts_a (Tensor): ``(B, Va, 3)`` e.g. right hands, metres.
@@ -493,10 +583,17 @@ def hybrid_collision(verts_a: Tensor,
             through the rim of the penetration. Defaults to 5 mm.
         angle_threshold (float): degrees; pairs whose normals make a larger
             angle count. Defaults to 90.
-        rho (float): GMoF scale (metres). Defaults to 1 cm.
+        rho (float): GMoF scale (metres). Defaults to 1 cm. With
+            ``criterion='eq3_printed'`` it is Eq. (3)'s ``rho``, compared
+            with squared distances (m^2): set it explicitly.
         detach_normals (bool): no gradient through the normals (the
             default: their gradient would turn the surfaces so as to shrink
             the projection rather than separate them).
+        criterion (str): ``'depth_gmof'`` (default: GMoF of the penetration
+            depth), ``'eq3_printed'`` (Eq. (3) of the paper as printed, on
+            the squared pair distance, pole handled by
+            :func:`eq3_printed`) or ``'pair_gmof'`` (GMoF of the pair
+            distance). The pair selection is the same for all three.
 
     Returns:
         CollisionResult: per-sample loss, penetrating pair counts, maximum
@@ -505,6 +602,11 @@ def hybrid_collision(verts_a: Tensor,
     if not 0 < angle_threshold <= 180:
         raise ValueError('hybrid_collision: angle_threshold must be in '
                          f'(0, 180] degrees, got {angle_threshold}')
+    if criterion not in CRITERIA:
+        raise ValueError(f'hybrid_collision: criterion must be one of '
+                         f'{CRITERIA}, got {criterion!r}')
+    if criterion == 'eq3_printed' and not rho > 0:
+        raise ValueError(f'hybrid_collision: rho must be > 0, got {rho}')
     cos_thr = math.cos(math.radians(angle_threshold))
 
     def keep_fn(n_q, n_t):
@@ -512,7 +614,7 @@ def hybrid_collision(verts_a: Tensor,
         return ok & ((n_q * n_t).sum(-1) < cos_thr)
 
     return _collision(verts_a, verts_b, faces_a, faces_b, d_threshold,
-                      d_threshold, rho, detach_normals, keep_fn)
+                      d_threshold, rho, detach_normals, keep_fn, criterion)
 
 
 def inside_collision(verts_a: Tensor,
@@ -619,6 +721,9 @@ class HybridCollisionLoss(_CollisionLossBase):
         reduction (str): over the batch, ``'sum'`` (default), ``'mean'`` or
             ``'none'``.
         loss_weight (float): multiplier. Defaults to 1.
+        criterion (str): ``'depth_gmof'`` (default), ``'eq3_printed'``
+            (Eq. (3) as printed; ``rho`` then in m^2) or ``'pair_gmof'``;
+            see :func:`hybrid_collision`.
     """
 
     def __init__(self,
@@ -627,19 +732,24 @@ class HybridCollisionLoss(_CollisionLossBase):
                  rho: float = 0.01,
                  detach_normals: bool = True,
                  reduction: str = 'sum',
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 criterion: str = 'depth_gmof') -> None:
         super().__init__(reduction, loss_weight)
+        if criterion not in CRITERIA:
+            raise ValueError(f'HybridCollisionLoss: criterion must be one of '
+                             f'{CRITERIA}, got {criterion!r}')
         self.d_threshold = d_threshold
         self.angle_threshold = angle_threshold
         self.rho = rho
         self.detach_normals = detach_normals
+        self.criterion = criterion
 
     def per_sample(self, vertices: Tensor, faces: Tensor) -> CollisionResult:
         """Unweighted per-sample result for ``(B, 2, V, 3)`` vertices."""
         va, vb, fa, fb = _split_hands(vertices, faces)
         return hybrid_collision(va, vb, fa, fb, self.d_threshold,
                                 self.angle_threshold, self.rho,
-                                self.detach_normals)
+                                self.detach_normals, self.criterion)
 
 
 @MODELS.register_module()
