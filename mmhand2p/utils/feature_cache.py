@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmhand2p.utils.fileio import atomic_write, file_sha256, fsync_dir
+from mmhand2p.utils.letterbox import DOWNSAMPLE_MODES, resize_features
 
 __all__ = [
     'CACHE_FORMAT', 'CACHE_VERSION', 'PriorFeatureCache',
@@ -76,7 +77,9 @@ __all__ = [
 ]
 
 CACHE_FORMAT = 'mmhand2p.prior_feature_cache'
-CACHE_VERSION = 1
+#: 2: teachers letterbox their input by default (issue 19); a version-1
+#: cache holds features of stretched inputs and is refused
+CACHE_VERSION = 2
 INDEX_FILE = 'index.json'
 #: variant names by index (``--flip`` of the extraction tool)
 VARIANTS = ('plain', 'flip')
@@ -112,6 +115,8 @@ def teacher_config_hash(teacher_cfg: dict) -> str:
         str: hex digest.
     """
     cfg = {k: v for k, v in dict(teacher_cfg).items() if k != 'checkpoint'}
+    # the default changed (issue 19): hash what the teacher does
+    cfg.setdefault('input_mode', 'letterbox')
     text = json.dumps(_jsonable(cfg), sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -197,7 +202,8 @@ def warp_feature_maps(feats: Tensor,
 
     Bilinear, ``align_corners=False``, border padding. For the identity
     ``theta`` this is ``F.interpolate(feats, size, mode='bilinear',
-    align_corners=False)`` (the neck's resize of live teacher features).
+    align_corners=False)`` (the neck's resize of live teacher features with
+    ``downsample='bilinear'``; :func:`prior_target` area-pools first).
 
     Args:
         feats (Tensor): ``(B, C, h_in, w_in)``.
@@ -232,7 +238,8 @@ def prior_target(feats: Dict[str, Tensor],
                  warp: str = 'affine',
                  mask_outside: bool = True,
                  crop_tol: float = 1e-4,
-                 names: Optional[Sequence] = None
+                 names: Optional[Sequence] = None,
+                 downsample: str = 'area'
                  ) -> Tuple[Tensor, Optional[Tensor]]:
     """The distillation target of a batch from cached teacher features:
     each prior resampled from the cached crop onto the sample's crop, then
@@ -258,6 +265,11 @@ def prior_target(feats: Dict[str, Tensor],
             the identity that counts as the same crop.
         names (Sequence, optional): per sample, how errors name it (e.g.
             ``img_id``).
+        downsample (str): ``'area'`` first averages a cached map larger
+            than ``size`` onto ``size`` cells (same normalised coordinates)
+            and then resamples it through the crop affine; ``'bilinear'``
+            (the old behaviour) resamples the cached map directly (a point
+            sample of it).
 
     Returns:
         tuple: ``(B, C, h, w)`` target and ``(B, 1, h, w)`` loss weight
@@ -266,6 +278,9 @@ def prior_target(feats: Dict[str, Tensor],
     if warp not in WARP_MODES:
         raise ValueError(f'prior feature cache: warp must be one of '
                          f'{WARP_MODES}, got {warp!r}')
+    if downsample not in DOWNSAMPLE_MODES:
+        raise ValueError(f'prior feature cache: downsample must be one of '
+                         f'{DOWNSAMPLE_MODES}, got {downsample!r}')
     theta = relative_crop_theta(cache_affine, cache_size,
                                 target_affine.to(cache_affine.device),
                                 target_size)
@@ -284,6 +299,8 @@ def prior_target(feats: Dict[str, Tensor],
         theta = eye.expand_as(theta)
     warped, weight = [], None
     for f in feats.values():
+        if downsample == 'area':
+            f = resize_features(f, size, 'area')
         f, inside = warp_feature_maps(f, theta, size)
         warped.append(f)
         weight = inside
@@ -578,7 +595,10 @@ class PriorFeatureCache:
         if self.index.get('version') != CACHE_VERSION:
             raise ValueError(f'{self.index_file}: cache version '
                              f'{self.index.get("version")}, this code reads '
-                             f'{CACHE_VERSION}; extract the cache again')
+                             f'{CACHE_VERSION}; extract the cache again '
+                             '(version 2: teachers letterbox their input '
+                             "by default; input_mode='stretch' in a "
+                             "teacher's config gives the old features)")
         self.priors = tuple(self.index['priors'])
         self.variants = tuple(self.index['variants'])
         self.num_samples = int(self.index['num_samples'])

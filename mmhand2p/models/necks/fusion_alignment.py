@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mmhand2p.registry import MODELS
 from mmhand2p.utils.feature_cache import (WARP_MODES, PriorFeatureCache,
                                           prior_target)
+from mmhand2p.utils.letterbox import DOWNSAMPLE_MODES, resize_features
 from mmhand2p.utils.typing import ConfigType, OptConfigType
 from ..teachers.base import PRIORS, check_teacher_checkpoint
 from ..utils import sine_position_encoding
@@ -78,6 +79,10 @@ class FusionAlignmentNeck(BaseModule):
             hashes) on first use. Training only, with
             ``prior_source='fae'``; the model passes its data samples to
             :meth:`loss`.
+        downsample (str): how the teacher maps (live or cached) become the
+            FAE's grid: ``'area'`` (default) averages the cells each grid
+            cell covers; ``'bilinear'`` (the behaviour before issue 19, with
+            which the recorded ablations were made) point-samples them.
         init_cfg: mmengine init config.
 
     Where the distillation target comes from (:meth:`loss`, first that
@@ -111,6 +116,7 @@ class FusionAlignmentNeck(BaseModule):
                  loss_distill: ConfigType = dict(
                      type='MaskedMSELoss', loss_weight=1.0),
                  prior_cache: OptConfigType = None,
+                 downsample: str = 'area',
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         priors = tuple(priors)
@@ -121,6 +127,10 @@ class FusionAlignmentNeck(BaseModule):
         if prior_source not in ('fae', 'teacher'):
             raise ValueError("prior_source must be 'fae' or 'teacher', got "
                              f'{prior_source!r}')
+        if downsample not in DOWNSAMPLE_MODES:
+            raise ValueError(f'downsample must be one of {DOWNSAMPLE_MODES},'
+                             f' got {downsample!r}')
+        self.downsample = downsample
         self.priors = priors
         self.prior_source = prior_source
         self.embed_dims = embed_dims
@@ -241,9 +251,7 @@ class FusionAlignmentNeck(BaseModule):
                         f'teacher {type(t).__name__}({t.prior}) gives '
                         f'{f.shape[1]} channels, teacher_channels is '
                         f'{self.teacher_channels}')
-                feats.append(
-                    F.interpolate(
-                        f, size=size, mode='bilinear', align_corners=False))
+                feats.append(resize_features(f, size, self.downsample))
         return torch.stack(feats).mean(0)
 
     def fae_prior(self, img_feat: Tensor, inputs: Tensor) -> Tensor:
@@ -363,7 +371,8 @@ class FusionAlignmentNeck(BaseModule):
                     for m in metas]
         feats, cache_affine = cache.load(rows, variants, self.priors, device)
         return self._target(feats, cache_affine, cache.input_size, metas,
-                            size, self.prior_cache)
+                            size,
+                            dict(self.prior_cache, downsample=self.downsample))
 
     @staticmethod
     def _target(feats: Dict[str, Tensor], cache_affine: Tensor, cache_size,
@@ -388,6 +397,7 @@ class FusionAlignmentNeck(BaseModule):
             warp=cfg['warp'],
             mask_outside=cfg['mask_outside'],
             crop_tol=cfg['crop_tol'],
+            downsample=cfg.get('downsample', 'area'),
             names=[m.get('img_id') for m in metas])
 
     def sample_prior(self, data_samples: Sequence, size: Tuple[int, int],
@@ -435,6 +445,7 @@ class FusionAlignmentNeck(BaseModule):
             k: items[0].metainfo.get(k, self.PRIOR_CACHE_DEFAULTS[k])
             for k in ('warp', 'mask_outside', 'crop_tol')
         }
+        cfg['downsample'] = self.downsample
         return self._target(feats, cache_affine, cache_size, metas, size, cfg)
 
     def loss(self, aux: Dict,

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmhand2p.utils.letterbox import (INPUT_MODES, letterbox,
+                                      unletterbox_features)
+
 __all__ = ['BasePriorTeacher', 'PRIORS', 'check_teacher_checkpoint']
 
 #: the priors A2P distils
@@ -36,6 +39,16 @@ class BasePriorTeacher(nn.Module):
         mean (Sequence[float]): RGB mean on the 0-255 scale.
         std (Sequence[float]): RGB std on the 0-255 scale.
         out_channels (int): channels of the returned feature map.
+        input_mode (str): how an image of another size becomes the
+            teacher's input: ``'letterbox'`` (default) scales it uniformly
+            and pads it (with the mean colour, 0 after normalisation), and
+            the feature map is read back over the image only
+            (:func:`~mmhand2p.utils.letterbox.unletterbox_features`), so
+            the returned map covers the image undistorted; ``'stretch'``
+            (the behaviour before issue 19, with which the recorded A2P
+            ablations were made) resizes it to ``input_size`` whatever its
+            aspect and returns the whole map. Identical when the image
+            already has ``input_size`` (the synthetic-world teachers).
     """
 
     def __init__(self,
@@ -43,8 +56,13 @@ class BasePriorTeacher(nn.Module):
                  input_size: Sequence[int],
                  mean: Sequence[float] = (123.675, 116.28, 103.53),
                  std: Sequence[float] = (58.395, 57.12, 57.375),
-                 out_channels: int = 0) -> None:
+                 out_channels: int = 0,
+                 input_mode: str = 'letterbox') -> None:
         super().__init__()
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f'input_mode must be one of {INPUT_MODES}, '
+                             f'got {input_mode!r}')
+        self.input_mode = input_mode
         if prior not in PRIORS:
             raise ValueError(f'prior must be one of {PRIORS}, got {prior!r}')
         self.prior = prior
@@ -76,14 +94,20 @@ class BasePriorTeacher(nn.Module):
 
         Args:
             rgb (Tensor): ``(B, 3, H, W)`` float RGB on the 0-255 scale, any
-                size (resized to ``input_size``).
+                size (letterboxed or stretched to ``input_size``, see
+                ``input_mode``).
 
         Returns:
-            Tensor: ``(B, out_channels, h, w)``.
+            Tensor: ``(B, out_channels, h, w)``; with ``'letterbox'`` the
+            map covers the image only (its cells have the image's aspect).
         """
         x = rgb.float()
-        if tuple(x.shape[-2:]) != self.input_size:
+        src_hw = tuple(x.shape[-2:])
+        if src_hw == self.input_size:
+            return self.extract((x - self.mean) / self.std)
+        if self.input_mode == 'stretch':
             x = F.interpolate(
                 x, size=self.input_size, mode='bilinear', align_corners=False)
-        x = (x - self.mean) / self.std
-        return self.extract(x)
+            return self.extract((x - self.mean) / self.std)
+        x = letterbox((x - self.mean) / self.std, self.input_size)
+        return unletterbox_features(self.extract(x), src_hw, self.input_size)

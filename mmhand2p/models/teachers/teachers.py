@@ -41,6 +41,10 @@ class SapiensTeacher(BasePriorTeacher):
             under ``backbone.`` are loaded (the task head is not needed).
         input_size (Sequence[int]): (H, W). Defaults to (1024, 768).
         mean / std: Sapiens' RGB normalisation on the 0-255 scale.
+        input_mode (str): ``'letterbox'`` (default: a square crop becomes
+            768 x 768 pixels padded to 1024 x 768, and the 64 x 48 map's
+            rows 8 to 56 come back as a 48 x 48 map) or ``'stretch'`` (the
+            old behaviour); see :class:`BasePriorTeacher`.
     """
 
     def __init__(self,
@@ -49,13 +53,14 @@ class SapiensTeacher(BasePriorTeacher):
                  checkpoint: Optional[str] = None,
                  input_size: Sequence[int] = (1024, 768),
                  mean: Sequence[float] = (123.5, 116.5, 103.5),
-                 std: Sequence[float] = (58.5, 57.0, 57.5)) -> None:
+                 std: Sequence[float] = (58.5, 57.0, 57.5),
+                 input_mode: str = 'letterbox') -> None:
         if arch not in SAPIENS_ARCHS:
             raise ValueError(f'Sapiens arch must be one of '
                              f'{sorted(SAPIENS_ARCHS)}, got {arch!r}')
         check_teacher_checkpoint(checkpoint, f'SapiensTeacher({prior})')
         super().__init__(prior, input_size, mean, std,
-                         SAPIENS_ARCHS[arch]['embed_dims'])
+                         SAPIENS_ARCHS[arch]['embed_dims'], input_mode)
         try:
             from mmpretrain.models import VisionTransformer
         except ImportError as e:
@@ -102,6 +107,8 @@ class ExportedTeacher(BasePriorTeacher):
         input_size (Sequence[int]): (H, W) the module expects.
         out_channels (int): its feature channels.
         mean / std: RGB normalisation on the 0-255 scale.
+        input_mode (str): ``'letterbox'`` (default) or ``'stretch'`` (the
+            old behaviour); see :class:`BasePriorTeacher`.
     """
 
     def __init__(self,
@@ -110,9 +117,11 @@ class ExportedTeacher(BasePriorTeacher):
                  input_size: Sequence[int],
                  out_channels: int,
                  mean: Sequence[float] = (123.5, 116.5, 103.5),
-                 std: Sequence[float] = (58.5, 57.0, 57.5)) -> None:
+                 std: Sequence[float] = (58.5, 57.0, 57.5),
+                 input_mode: str = 'letterbox') -> None:
         check_teacher_checkpoint(checkpoint, f'ExportedTeacher({prior})')
-        super().__init__(prior, input_size, mean, std, out_channels)
+        super().__init__(prior, input_size, mean, std, out_channels,
+                         input_mode)
         self.checkpoint = checkpoint
         if str(checkpoint).endswith('.pt2'):
             program = torch.export.load(checkpoint)
@@ -196,6 +205,9 @@ class SyntheticWorldTeacher(BasePriorTeacher):
             (keys ``net.*``); None keeps the random init (tests only).
         input_size (Sequence[int]): (H, W). Defaults to (256, 256).
         widths (Sequence[int]): encoder widths, must match the checkpoint.
+        input_mode (str): ``'letterbox'`` (default) or ``'stretch'``; the
+            shipped configs give it the crop at its own size
+            (``input_size`` = the crop's), where both are the identity.
     """
 
     OUT_CHANNELS = dict(keypoint=42, segmentation=3, depth=1)
@@ -206,9 +218,11 @@ class SyntheticWorldTeacher(BasePriorTeacher):
                  input_size: Sequence[int] = (256, 256),
                  widths: Sequence[int] = (24, 32, 64, 96, 128),
                  mean: Sequence[float] = (123.675, 116.28, 103.53),
-                 std: Sequence[float] = (58.395, 57.12, 57.375)) -> None:
+                 std: Sequence[float] = (58.395, 57.12, 57.375),
+                 input_mode: str = 'letterbox') -> None:
         check_teacher_checkpoint(checkpoint, f'SyntheticWorldTeacher({prior})')
-        super().__init__(prior, input_size, mean, std, widths[-1])
+        super().__init__(prior, input_size, mean, std, widths[-1],
+                         input_mode)
         self.net = PriorNet(self.OUT_CHANNELS[prior], widths)
         if checkpoint is not None:
             from mmengine.runner import load_checkpoint

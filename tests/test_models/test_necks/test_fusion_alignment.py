@@ -122,3 +122,52 @@ def test_loss_has_one_signature():
     _, aux = neck(torch.randn(1, 16, 4, 4), rgb=rgb)
     assert aux['rgb'] is rgb
     assert set(neck.loss(aux, None)) == {'loss_distill'}
+
+
+@MODELS.register_module(force=True)
+class _ImageTeacher(BasePriorTeacher):
+    """A stride-1 'teacher': its feature map is its (normalised) first
+    input channel, 8 times."""
+
+    def __init__(self, prior, input_mode='letterbox'):
+        super().__init__(prior, (64, 48), (0, 0, 0), (1, 1, 1), 8,
+                         input_mode)
+
+    def extract(self, images):
+        return images[:, :1].expand(-1, 8, -1, -1)
+
+
+@pytest.mark.parametrize('mode', ['new', 'old'])
+def test_teacher_target_is_letterboxed_and_area_pooled(mode):
+    """A square checkerboard crop in a 64 x 48 teacher: letterboxed and
+    area-pooled to 4 x 4 it is its mean; stretched and bilinearly resized
+    (the old behaviour, still reachable) it is what it was."""
+    yy, xx = torch.meshgrid(torch.arange(48), torch.arange(48),
+                            indexing='ij')
+    rgb = ((yy + xx) % 2).float().expand(1, 3, 48, 48) * 255
+    # plus a vertical ramp the stretch distorts and the letterbox keeps
+    rgb = rgb + yy.float()
+    old = mode == 'old'
+    neck = _neck(
+        priors=('depth', ),
+        teacher_channels=8,
+        downsample='bilinear' if old else 'area',
+        teachers=dict(depth=dict(
+            type='_ImageTeacher', prior='depth',
+            input_mode='stretch' if old else 'letterbox')))
+    target = neck.teacher_prior(rgb, (4, 4))
+    # each 12 x 12 block: the board's mean + the ramp's mean there
+    rows = (127.5 + 12 * torch.arange(4.) + 5.5)[:, None].expand(4, 4)
+    if old:
+        expect = F.interpolate(
+            F.interpolate(rgb, (64, 48), mode='bilinear'), (4, 4),
+            mode='bilinear')[:, :1].expand(-1, 8, -1, -1)
+        assert torch.equal(target, expect)
+        # a linear teacher sees the ramp's rows at the same places either
+        # way; the board makes the difference (point sample vs mean)
+        assert torch.equal(target[0, 0], rows)
+    else:
+        assert torch.allclose(target[0, 0], rows)
+        assert torch.equal(target[0, 0], target[0, 7])
+    with pytest.raises(ValueError, match='downsample'):
+        _neck(downsample='nearest')

@@ -27,7 +27,7 @@ def test_torchscript_teacher_matches_module(tmp_path):
     teacher = MODELS.build(
         dict(type='ExportedTeacher', prior='depth', checkpoint=path,
              input_size=(32, 32), out_channels=6, mean=(10, 20, 30),
-             std=(2, 4, 8)))
+             std=(2, 4, 8), input_mode='stretch'))  # the old behaviour
     rgb = torch.rand(2, 3, 48, 40) * 255
     x = F.interpolate(rgb, size=(32, 32), mode='bilinear',
                       align_corners=False)
