@@ -605,7 +605,7 @@ def hybrid_collision(verts_a: Tensor,
     if criterion not in CRITERIA:
         raise ValueError(f'hybrid_collision: criterion must be one of '
                          f'{CRITERIA}, got {criterion!r}')
-    if criterion == 'eq3_printed' and not rho > 0:
+    if criterion != 'depth_gmof' and not rho > 0:
         raise ValueError(f'hybrid_collision: rho must be > 0, got {rho}')
     cos_thr = math.cos(math.radians(angle_threshold))
 

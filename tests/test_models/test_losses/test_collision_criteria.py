@@ -95,6 +95,11 @@ def test_default_criterion_is_unchanged(mano):
     assert a(v, faces).item() == b(v, faces).item() > 0
     with pytest.raises(ValueError, match='criterion'):
         MODELS.build(dict(type='HybridCollisionLoss', criterion='eq3'))
+    for crit in ('eq3_printed', 'pair_gmof'):
+        with pytest.raises(ValueError, match='rho'):
+            MODELS.build(
+                dict(type='HybridCollisionLoss', criterion=crit,
+                     rho=0.0))(v, faces)
 
 
 def test_pair_criteria_on_real_pairs_match_a_direct_sum(mano):
