@@ -11,6 +11,15 @@ _base_ = [
 
 # local Sapiens checkpoints (download them first; see docs/a2p.md). Their
 # existence is checked when the model is built, before training starts.
+# Size: the paper's summary names Sapiens 1B; this config uses 0.3B, our
+# choice: the smallest Sapiens, three of which run on every training batch
+# (or once per sample into the feature cache) at 1024 x 768; 1B has about
+# 3x the parameters and 1536-channel features (1.5x the cache). Not
+# measured which distils better. For 1B: sapiens_arch = '1b', the
+# sapiens_1b_{pose,seg,depth}.pth files below and teacher_channels=1536.
+# Teachers letterbox the square crop into 1024 x 768 (768 x 768 + padding)
+# and read rows 8-56 of the 64 x 48 map back, area-pooled onto the FAE grid
+# (input_mode / downsample; 'stretch' / 'bilinear' is the old behaviour).
 sapiens_arch = '0.3b'
 sapiens_root = 'data/pretrained/sapiens/'
 teachers = dict(

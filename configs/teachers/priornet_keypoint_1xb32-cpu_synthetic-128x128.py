@@ -16,8 +16,9 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True))
 
-# the A2P synthetic configs feed 128 x 128 crops (teachers resize their input
-# to this size): train the teachers at the same size
+# the A2P synthetic configs feed 128 x 128 crops and their teachers take
+# them at this size (input_size=(128, 128)), so the teachers' letterbox
+# (input_mode='letterbox', issue 19) is the identity: train at the same size
 input_size = (128, 128)
 train_pipeline = [
     dict(type='LoadTwoHandImage'),
