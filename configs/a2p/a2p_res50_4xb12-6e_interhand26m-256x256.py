@@ -1,5 +1,7 @@
 # A2P stage 1 ("Learning to Align and Refine", arXiv 2503.17788), the
-# paper's setting on InterHand2.6M: ResNet-50 image features, a fusion
+# paper's model on InterHand2.6M only (the paper trains on five datasets:
+# InterHand2.6M, Re:InterHand, COCO-WholeBody, FreiHAND and HO-3D; this is
+# a subset until they are added): ResNet-50 image features, a fusion
 # alignment encoder (its own ResNet-50) distilling keypoint / segmentation /
 # depth priors of frozen Sapiens teachers, transformer fusion, two-hand MANO
 # regressor with relative translation. AdamW lr 1e-4, x0.1 at epoch 4,
