@@ -171,3 +171,27 @@ def test_teacher_target_is_letterboxed_and_area_pooled(mode):
         assert torch.equal(target[0, 0], target[0, 7])
     with pytest.raises(ValueError, match='downsample'):
         _neck(downsample='nearest')
+
+
+def test_synthetic_teachers_target_is_unchanged_by_the_new_defaults():
+    """The synthetic configs' teachers take the 128 x 128 crop at its own
+    size and their 4 x 4 map is the FAE grid: letterbox + area pooling give
+    bit for bit the old (stretch + bilinear) target."""
+    torch.manual_seed(0)
+    state = MODELS.build(dict(type='SyntheticWorldTeacher', prior='depth',
+                              input_size=(128, 128))).state_dict()
+    rgb = torch.rand(2, 3, 128, 128) * 255
+    targets = []
+    for input_mode, downsample in (('letterbox', 'area'),
+                                   ('stretch', 'bilinear')):
+        neck = _neck(
+            priors=('depth', ),
+            teacher_channels=128,
+            downsample=downsample,
+            teachers=dict(depth=dict(
+                type='SyntheticWorldTeacher', prior='depth',
+                input_size=(128, 128), input_mode=input_mode)))
+        neck.teachers('cpu')[0].load_state_dict(state)
+        targets.append(neck.teacher_prior(rgb, (4, 4)))
+    assert torch.equal(targets[0], targets[1])
+    assert targets[0].abs().sum() > 0
