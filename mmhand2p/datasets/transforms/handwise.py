@@ -1,0 +1,248 @@
+# Copyright (c) mmhand2p contributors. All rights reserved.
+"""Hand-wise crops: each hand from its own box, the left crop mirrored.
+
+The InterWild / A2P input convention (A2P §4.1, issue 19 item 1): each hand
+is cropped from its own box, the left hand's crop is flipped horizontally so
+that it looks like a right hand, one hand network runs on both crops as a
+batch, and the left hand's outputs are flipped back.
+
+:class:`HandwiseCropAffine` is the data side of that mode. It uses the exact
+camera model of :class:`~mmhand2p.datasets.transforms.TwoHandCropAffine`
+(:func:`~mmhand2p.datasets.transforms.geometric.crop_camera`, the crop box of
+``TwoHandCropAffine.get_box``) once per hand, and mirrors the left crop about
+its vertical centre line, ``x' = w - 1 - x``. The mirrored crop is an exact
+pinhole image of the camera-frame mirror ``X -> (-X, Y, Z)`` of the scene
+taken with ``K'`` whose principal point is ``cx' = w - 1 - cx`` (focal
+lengths unchanged), so the left hand's 3D targets are mirrored into
+right-hand space exactly as
+:func:`~mmhand2p.codecs.two_hand_codec.left_as_right` /
+:func:`~mmhand2p.codecs.two_hand_codec.mirror_left_points` do.
+"""
+from typing import Dict, Sequence, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mmhand2p.codecs import left_as_right, mirror_left_points
+from mmhand2p.registry import TRANSFORMS
+from .geometric import (PRIOR_MAP_KEYS, TwoHandCropAffine, _transform_boxes,
+                        apply_affine, compose_affine, crop_camera, flip_affine,
+                        invert_affine)
+
+__all__ = ['HandwiseCropAffine', 'mirror_crop_affine', 'mirror_crop_camera']
+
+
+def mirror_crop_affine(input_w: int) -> np.ndarray:
+    """The horizontal flip of a ``input_w``-pixel wide crop,
+    ``x -> input_w - 1 - x`` (pixel centres at integers).
+
+    Returns:
+        np.ndarray: ``(2, 3)`` float64.
+    """
+    return flip_affine((input_w - 1) / 2.0)
+
+
+def mirror_crop_camera(cam_intrinsics: np.ndarray,
+                       input_w: int) -> np.ndarray:
+    """Intrinsics of the horizontally flipped crop for mirrored 3D points.
+
+    Projecting ``(-X, Y, Z)`` with the returned ``K_m`` gives the flipped
+    pixel ``w - 1 - u`` of the projection of ``(X, Y, Z)`` with ``K``
+    (zero skew): only the principal point moves, ``cx -> w - 1 - cx``.
+    """
+    k = np.array(cam_intrinsics, np.float64)
+    if abs(k[0, 1]) > 1e-6:
+        raise ValueError('mirror_crop_camera: the flip is a camera mirror '
+                         f'only for zero skew, got K[0, 1] = {k[0, 1]}')
+    k[0, 2] = (input_w - 1) - k[0, 2]
+    return k
+
+
+@TRANSFORMS.register_module()
+class HandwiseCropAffine(BaseTransform):
+    """Crop each hand from its own box; mirror the left crop.
+
+    Per hand ``i`` (0 = right, 1 = left) the crop box is what
+    :meth:`TwoHandCropAffine.get_box` gives for that hand's box alone (padded
+    and widened to the input's aspect ratio); a hand that is absent
+    (``hand_valid == 0`` or an empty box) is cut from the other hand's box,
+    or from the whole image if neither hand has one, and keeps
+    ``hand_valid == 0``. The right crop is ``crop_camera``'s warp; the left
+    crop is that warp followed by :func:`mirror_crop_affine`, its camera
+    :func:`mirror_crop_camera` of the crop's ``K'``, and the left hand's 3D
+    points (``joints_3d``, ``vertices``) and MANO parameters are mirrored into
+    right-hand space (:func:`mirror_left_points`, :func:`left_as_right`).
+    Flip the left hand's outputs back with the same two functions (both are
+    involutions). A pending flip (``flip_cx`` of ``RandomTwoHandFlip``) is
+    composed into both warps, as in ``TwoHandCropAffine``.
+
+    Only the deterministic (test-mode) crop exists so far: no shift, scale
+    or rotation augmentation (the camera is not rotated, so the 3D camera
+    frame of both crops is the original one, mirrored for the left).
+
+    Required keys: ``cam_intrinsics``, ``bboxes``, ``hand_valid``; ``img``
+    (optional).
+
+    Modified keys: ``img`` ``(2, H, W, C)``, ``img_shape``,
+    ``cam_intrinsics`` ``(2, 3, 3)``, ``joints_3d``, ``vertices``,
+    ``joints_2d`` (each hand in its own crop's pixels), ``joints_2d_valid``,
+    ``bboxes`` (each in its own crop), ``mano_pose``, ``mano_transl``,
+    ``mano_root_joint`` (hand 1 in right-hand space), ``gt_seg`` /
+    ``gt_depth`` ``(2, H, W)`` (hand ids unchanged: 1 = right, 2 = left
+    hand of the scene).
+
+    Added keys: ``ori_cam_intrinsics``, ``crop_affine`` ``(2, 2, 3)``
+    (original image -> each crop, the left's mirror included),
+    ``crop_mirrored`` ``(2,)`` bool ``[False, True]``, ``input_size``,
+    ``input_center`` ``(2, 2)``, ``input_scale`` ``(2, 2)``, ``rot_z``
+    (identity), ``flip_cx`` (None: consumed), ``handwise`` (True).
+
+    Args:
+        input_size (Sequence[int]): network input ``(w, h)`` of each crop.
+            Defaults to ``(256, 256)``.
+        padding (float): enlargement of each hand's box. Defaults to 1.25.
+        min_size (float): smallest box side in pixels before padding.
+            Defaults to 8.
+        interpolation (int): ``cv2`` interpolation flag. Defaults to
+            ``cv2.INTER_LINEAR``.
+        border_value (int | Sequence[int]): fill value outside the image.
+            Defaults to 0.
+    """
+
+    def __init__(self,
+                 input_size: Sequence[int] = (256, 256),
+                 padding: float = 1.25,
+                 min_size: float = 8.0,
+                 interpolation: int = cv2.INTER_LINEAR,
+                 border_value: Union[int, Sequence[int]] = 0) -> None:
+        #: the two-hand crop whose box rule and camera model are reused
+        self.two_hand_crop = TwoHandCropAffine(
+            input_size=input_size,
+            padding=padding,
+            test_mode=True,
+            min_size=min_size)
+        self.input_size = self.two_hand_crop.input_size
+        self.padding = self.two_hand_crop.padding
+        self.min_size = self.two_hand_crop.min_size
+        self.interpolation = interpolation
+        self.border_value = border_value
+
+    def hand_boxes(self, results: Dict) -> np.ndarray:
+        """The ``(2, 4)`` box each hand is cropped from (before padding),
+        zeros where neither hand has one (whole-image crop)."""
+        bboxes = np.asarray(results.get('bboxes', np.zeros((2, 4))),
+                            np.float64).reshape(2, 4)
+        valid = np.asarray(results.get('hand_valid', np.zeros(2)),
+                           bool).reshape(2)
+        ok = valid & (bboxes[:, 2] > bboxes[:, 0]) & (
+            bboxes[:, 3] > bboxes[:, 1])
+        out = np.zeros((2, 4))
+        for i in range(2):
+            if ok[i]:
+                out[i] = bboxes[i]
+            elif ok[1 - i]:
+                out[i] = bboxes[1 - i]
+        return out
+
+    def transform(self, results: Dict) -> Dict:
+        if 'cam_intrinsics' not in results:
+            raise KeyError('HandwiseCropAffine needs results["cam_intrinsics"]'
+                           f' (img_path={results.get("img_path")})')
+        k = np.asarray(results['cam_intrinsics'], np.float64)
+        w, h = self.input_size
+        boxes = self.hand_boxes(results)
+        mirror = mirror_crop_affine(w)
+        flip_cx = results.get('flip_cx')
+        prev = results.get('crop_affine')
+        ks, affines, totals, sizes = [], [], [], []
+        imgs = {key: [] for key in ('img', ) + PRIOR_MAP_KEYS}
+        for i in range(2):
+            sub = {key: results[key] for key in
+                   ('img', 'img_shape', 'ori_shape', 'img_path')
+                   if results.get(key) is not None}
+            sub.update(bboxes=boxes[i:i + 1],
+                       hand_valid=np.array([boxes[i, 2] > boxes[i, 0]]))
+            center, size = self.two_hand_crop.get_box(sub)
+            new_k, _, affine = crop_camera(k, center, size, 0.0,
+                                           self.input_size)
+            if i == 1:
+                affine = compose_affine(mirror, affine)
+                new_k = mirror_crop_camera(new_k, w)
+            img_affine = affine
+            if flip_cx is not None:
+                img_affine = compose_affine(affine, flip_affine(flip_cx))
+            for key in imgs:
+                if results.get(key) is None:
+                    continue
+                nearest = key != 'img'
+                imgs[key].append(
+                    cv2.warpAffine(
+                        results[key],
+                        img_affine,
+                        self.input_size,
+                        flags=(cv2.INTER_NEAREST
+                               if nearest else self.interpolation),
+                        borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=0 if nearest else self.border_value))
+            ks.append(new_k)
+            affines.append(affine)
+            totals.append(img_affine if prev is None else compose_affine(
+                img_affine, prev))
+            sizes.append(size)
+        for key, crops in imgs.items():
+            if crops:
+                results[key] = np.stack(crops)
+
+        # 3D: the camera does not rotate; the left hand is mirrored
+        for key in ('joints_3d', 'vertices'):
+            if key in results:
+                x = np.asarray(results[key], np.float64)
+                results[key] = mirror_left_points(x).astype(np.float32)
+        if 'mano_pose' in results:
+            pose, transl, root = left_as_right(
+                np.asarray(results['mano_pose'], np.float64),
+                np.asarray(results['mano_transl'], np.float64),
+                np.asarray(results['mano_root_joint'], np.float64))
+            results['mano_pose'] = pose.astype(np.float32)
+            results['mano_transl'] = transl.astype(np.float32)
+            results['mano_root_joint'] = root.astype(np.float32)
+
+        if 'joints_2d' in results:
+            j2d = np.asarray(results['joints_2d'], np.float64)
+            uv = np.stack([apply_affine(j2d[i], affines[i]) for i in range(2)])
+            results['joints_2d'] = uv.astype(np.float32)
+            inside = ((uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0)
+                      & (uv[..., 1] < h))
+            if 'joints_2d_valid' in results:
+                results['joints_2d_valid'] = (
+                    np.asarray(results['joints_2d_valid'], np.float32) *
+                    inside).astype(np.float32)
+        if 'bboxes' in results:
+            b = np.asarray(results['bboxes'], np.float32).reshape(2, 4)
+            results['bboxes'] = np.concatenate([
+                _transform_boxes(b[i:i + 1], affines[i]) for i in range(2)
+            ])
+
+        results['ori_cam_intrinsics'] = np.asarray(
+            results.get('ori_cam_intrinsics', k), np.float32)
+        results['cam_intrinsics'] = np.stack(ks).astype(np.float32)
+        results['crop_affine'] = np.stack(totals).astype(np.float32)
+        results['crop_mirrored'] = np.array([False, True])
+        prev_rz = results.get('rot_z')
+        results['rot_z'] = (np.eye(3) if prev_rz is None else np.asarray(
+            prev_rz, np.float64)).astype(np.float32)
+        results['input_size'] = self.input_size
+        results['img_shape'] = (h, w)
+        out_center = (np.array([w, h], np.float64) - 1.0) / 2.0
+        results['input_center'] = np.stack([
+            apply_affine(out_center, invert_affine(t)) for t in totals
+        ]).astype(np.float32)
+        results['input_scale'] = np.stack(sizes).astype(np.float32)
+        results['flip_cx'] = None
+        results['handwise'] = True
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(input_size={self.input_size}, '
+                f'padding={self.padding}, min_size={self.min_size})')
