@@ -18,17 +18,18 @@ right-hand space exactly as
 :func:`~mmhand2p.codecs.two_hand_codec.left_as_right` /
 :func:`~mmhand2p.codecs.two_hand_codec.mirror_left_points` do.
 """
-from typing import Dict, Sequence, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
 
 from mmhand2p.codecs import left_as_right, mirror_left_points
 from mmhand2p.registry import TRANSFORMS
-from .geometric import (PRIOR_MAP_KEYS, TwoHandCropAffine, _transform_boxes,
-                        apply_affine, compose_affine, crop_camera, flip_affine,
-                        invert_affine)
+from .geometric import (PRIOR_MAP_KEYS, TwoHandCropAffine, _mano_rotate,
+                        _transform_boxes, apply_affine, compose_affine,
+                        crop_camera, flip_affine, invert_affine)
 
 __all__ = ['HandwiseCropAffine', 'mirror_crop_affine', 'mirror_crop_camera']
 
@@ -77,9 +78,14 @@ class HandwiseCropAffine(BaseTransform):
     involutions). A pending flip (``flip_cx`` of ``RandomTwoHandFlip``) is
     composed into both warps, as in ``TwoHandCropAffine``.
 
-    Only the deterministic (test-mode) crop exists so far: no shift, scale
-    or rotation augmentation (the camera is not rotated, so the 3D camera
-    frame of both crops is the original one, mirrored for the left).
+    In training (``test_mode=False``) each hand draws its own shift, scale
+    and camera rotation (``TwoHandCropAffine``'s ranges): crop ``i``'s
+    camera frame is the original one turned by ``rot_z[i]`` (then mirrored
+    for the left), so flipping back is ``X = rot_z[i]^T M X'`` with ``M`` the
+    mirror (``x -> -x``) for the left hand only. In test mode ``rot_z`` is
+    the identity for both hands: both crops share the original camera frame
+    (mirrored for the left), and the relative translation of the flipped-back
+    hands is directly the scene's.
 
     Required keys: ``cam_intrinsics``, ``bboxes``, ``hand_valid``; ``img``
     (optional).
@@ -96,12 +102,18 @@ class HandwiseCropAffine(BaseTransform):
     (original image -> each crop, the left's mirror included),
     ``crop_mirrored`` ``(2,)`` bool ``[False, True]``, ``input_size``,
     ``input_center`` ``(2, 2)``, ``input_scale`` ``(2, 2)``, ``rot_z``
-    (identity), ``flip_cx`` (None: consumed), ``handwise`` (True).
+    ``(2, 3, 3)`` (each crop's camera rotation, before the mirror),
+    ``flip_cx`` (None: consumed), ``handwise`` (True).
 
     Args:
         input_size (Sequence[int]): network input ``(w, h)`` of each crop.
             Defaults to ``(256, 256)``.
         padding (float): enlargement of each hand's box. Defaults to 1.25.
+        scale_range, rotate_range, rotate_prob, shift_factor: training
+            augmentation of each hand's crop, drawn independently per hand,
+            as in :class:`TwoHandCropAffine` (same defaults).
+        test_mode (bool): no random augmentation. Defaults to True (the
+            hand-wise mode is not yet a training default).
         min_size (float): smallest box side in pixels before padding.
             Defaults to 8.
         interpolation (int): ``cv2`` interpolation flag. Defaults to
@@ -113,6 +125,11 @@ class HandwiseCropAffine(BaseTransform):
     def __init__(self,
                  input_size: Sequence[int] = (256, 256),
                  padding: float = 1.25,
+                 scale_range: Sequence[float] = (0.8, 1.2),
+                 rotate_range: Union[float, Sequence[float]] = 30.0,
+                 rotate_prob: float = 0.6,
+                 shift_factor: float = 0.1,
+                 test_mode: bool = True,
                  min_size: float = 8.0,
                  interpolation: int = cv2.INTER_LINEAR,
                  border_value: Union[int, Sequence[int]] = 0) -> None:
@@ -120,11 +137,16 @@ class HandwiseCropAffine(BaseTransform):
         self.two_hand_crop = TwoHandCropAffine(
             input_size=input_size,
             padding=padding,
-            test_mode=True,
+            scale_range=scale_range,
+            rotate_range=rotate_range,
+            rotate_prob=rotate_prob,
+            shift_factor=shift_factor,
+            test_mode=test_mode,
             min_size=min_size)
         self.input_size = self.two_hand_crop.input_size
         self.padding = self.two_hand_crop.padding
         self.min_size = self.two_hand_crop.min_size
+        self.test_mode = test_mode
         self.interpolation = interpolation
         self.border_value = border_value
 
@@ -145,6 +167,11 @@ class HandwiseCropAffine(BaseTransform):
                 out[i] = bboxes[1 - i]
         return out
 
+    @cache_randomness
+    def _sample_aug(self) -> List[Tuple[float, float, np.ndarray]]:
+        """``(scale, rot, shift)`` of each hand, drawn independently."""
+        return [self.two_hand_crop._sample_aug() for _ in range(2)]
+
     def transform(self, results: Dict) -> Dict:
         if 'cam_intrinsics' not in results:
             raise KeyError('HandwiseCropAffine needs results["cam_intrinsics"]'
@@ -155,7 +182,8 @@ class HandwiseCropAffine(BaseTransform):
         mirror = mirror_crop_affine(w)
         flip_cx = results.get('flip_cx')
         prev = results.get('crop_affine')
-        ks, affines, totals, sizes = [], [], [], []
+        augs = None if self.test_mode else self._sample_aug()
+        ks, rzs, affines, totals, sizes = [], [], [], [], []
         imgs = {key: [] for key in ('img', ) + PRIOR_MAP_KEYS}
         for i in range(2):
             sub = {key: results[key] for key in
@@ -164,8 +192,13 @@ class HandwiseCropAffine(BaseTransform):
             sub.update(bboxes=boxes[i:i + 1],
                        hand_valid=np.array([boxes[i, 2] > boxes[i, 0]]))
             center, size = self.two_hand_crop.get_box(sub)
-            new_k, _, affine = crop_camera(k, center, size, 0.0,
-                                           self.input_size)
+            rot = 0.0
+            if augs is not None:
+                scale, rot, shift = augs[i]
+                center = center + shift * size
+                size = size * scale
+            new_k, rz, affine = crop_camera(k, center, size, rot,
+                                            self.input_size)
             if i == 1:
                 affine = compose_affine(mirror, affine)
                 new_k = mirror_crop_camera(new_k, w)
@@ -186,6 +219,7 @@ class HandwiseCropAffine(BaseTransform):
                         borderMode=cv2.BORDER_CONSTANT,
                         borderValue=0 if nearest else self.border_value))
             ks.append(new_k)
+            rzs.append(rz)
             affines.append(affine)
             totals.append(img_affine if prev is None else compose_affine(
                 img_affine, prev))
@@ -194,11 +228,14 @@ class HandwiseCropAffine(BaseTransform):
             if crops:
                 results[key] = np.stack(crops)
 
-        # 3D: the camera does not rotate; the left hand is mirrored
+        # 3D: each hand turns with its crop's camera; the left is mirrored
+        rzs = np.stack(rzs)
         for key in ('joints_3d', 'vertices'):
             if key in results:
                 x = np.asarray(results[key], np.float64)
+                x = np.einsum('hij,hnj->hni', rzs, x)
                 results[key] = mirror_left_points(x).astype(np.float32)
+        _mano_rotate(results, rzs)
         if 'mano_pose' in results:
             pose, transl, root = left_as_right(
                 np.asarray(results['mano_pose'], np.float64),
@@ -230,7 +267,7 @@ class HandwiseCropAffine(BaseTransform):
         results['crop_affine'] = np.stack(totals).astype(np.float32)
         results['crop_mirrored'] = np.array([False, True])
         prev_rz = results.get('rot_z')
-        results['rot_z'] = (np.eye(3) if prev_rz is None else np.asarray(
+        results['rot_z'] = (rzs if prev_rz is None else rzs @ np.asarray(
             prev_rz, np.float64)).astype(np.float32)
         results['input_size'] = self.input_size
         results['img_shape'] = (h, w)
@@ -245,4 +282,5 @@ class HandwiseCropAffine(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(input_size={self.input_size}, '
-                f'padding={self.padding}, min_size={self.min_size})')
+                f'padding={self.padding}, test_mode={self.test_mode}, '
+                f'min_size={self.min_size})')

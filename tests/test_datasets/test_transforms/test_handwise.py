@@ -213,3 +213,45 @@ def test_absent_hand_gets_other_box_and_stays_invalid(sample):
     np.testing.assert_allclose(
         apply_affine([centre, centre], out['crop_affine'][1]),
         [(w - 1) / 2.0] * 2, atol=1e-3)
+
+
+def test_training_augmentation_per_hand_stays_exact(sample):
+    """Each hand draws its own shift / scale / rotation; targets stay exact:
+    2D = projection of 3D with the crop's camera, hand 1's MANO is the right
+    model of its mirrored joints, and rot_z^T M X' flips back to the scene.
+    """
+    np.random.seed(3)
+    t = HandwiseCropAffine(
+        input_size=INPUT, test_mode=False, rotate_prob=1.0,
+        rotate_range=40.0)
+    out = t.transform(copy.deepcopy(sample))
+    rz = out['rot_z'].astype(np.float64)
+    assert rz.shape == (2, 3, 3)
+    angles = np.degrees(np.arctan2(rz[:, 1, 0], rz[:, 0, 0]))
+    assert (np.abs(angles) > 0.1).all() and abs(angles[0] - angles[1]) > 0.1
+    for i in range(2):
+        np.testing.assert_allclose(
+            _project(out['joints_3d'][i], out['cam_intrinsics'][i]),
+            out['joints_2d'][i], atol=2e-3)
+    # flip back: un-mirror hand 1, then undo each hand's rotation
+    back = mirror_left_points(out['joints_3d'].astype(np.float64))
+    back = np.einsum('hji,hnj->hni', rz, back)  # rz^T
+    np.testing.assert_allclose(back, sample['joints_3d'], atol=1e-5)
+    layer = MANOLayer()
+    for i in range(2):
+        as_right = layer(
+            pose=torch.from_numpy(out['mano_pose'][i]).expand(1, 2, 16, 3),
+            betas=torch.from_numpy(out['mano_betas'][i]).expand(1, 2, 10),
+            transl=torch.from_numpy(out['mano_transl'][i]).expand(1, 2,
+                                                                  3))
+        np.testing.assert_allclose(as_right.joints[0, 0].numpy(),
+                                   out['joints_3d'][i], atol=3e-5)
+    # the left crop still shows the left hand where its joints project
+    uv = np.round(_project(out['joints_3d'][1],
+                           out['cam_intrinsics'][1])).astype(int)
+    ok = ((uv >= 0) & (uv < INPUT[0])).all(1)
+    assert ok.sum() >= 15
+    assert (out['gt_seg'][1][uv[ok, 1], uv[ok, 0]] == SEG_LEFT).mean() >= 0.6
+    # test mode: no rotation, same frame for both crops
+    out = _crop(sample)
+    np.testing.assert_array_equal(out['rot_z'], np.stack([np.eye(3)] * 2))
