@@ -88,6 +88,13 @@ META_FIELDS = {
     'rot_z': '(3, 3) rotation of the virtual camera about its optical axis',
     'flip': 'bool: the whole sample was mirrored',
     'flip_left': 'bool: the left hand was mirrored for the network',
+    'handwise_cam_intrinsics': '(2, 3, 3) each hand-wise crop\'s camera, '
+    'the left crop\'s mirrored (PackHandwiseInputs; the sample\'s own '
+    'frame is then the original image: cam_intrinsics)',
+    'handwise_rot_z': '(2, 3, 3) each hand-wise crop\'s camera rotation, '
+    'before the left crop\'s mirror (PackHandwiseInputs)',
+    'handwise_crop_affine': '(2, 2, 3) original image -> each hand-wise crop, '
+    'the left\'s mirror included (PackHandwiseInputs)',
     'target_conventions': 'dict: the target codec\'s conventions '
     '(TwoHandCodec.conventions(): left_as_right, depth_range, root_index, '
     'camera_model) the targets were made with; heads check them '

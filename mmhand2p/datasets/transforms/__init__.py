@@ -15,7 +15,7 @@ from .geometric import (RandomTwoHandFlip, TwoHandCropAffine, apply_affine,
                         compose_affine, crop_camera, flip_affine,
                         flip_two_hands, invert_affine, rot_z_matrix,
                         union_hand_box)
-from .handwise import HandwiseCropAffine
+from .handwise import HandwiseCropAffine, PackHandwiseInputs
 from .loading import LoadPriorMaps, LoadTwoHandImage
 from .photometric import ColorJitter, MotionBlur
 from .prior_features import LoadPriorFeatures
@@ -28,5 +28,5 @@ __all__ = [
     'crop_camera', 'rot_z_matrix', 'flip_affine', 'flip_two_hands',
     'apply_affine', 'compose_affine', 'invert_affine', 'union_hand_box',
     'PackFullImageInputs', 'HandednessFlip', 'LoadPriorFeatures',
-    'HandwiseCropAffine'
+    'HandwiseCropAffine', 'PackHandwiseInputs'
 ]

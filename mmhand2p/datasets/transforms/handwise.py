@@ -17,21 +17,34 @@ lengths unchanged), so the left hand's 3D targets are mirrored into
 right-hand space exactly as
 :func:`~mmhand2p.codecs.two_hand_codec.left_as_right` /
 :func:`~mmhand2p.codecs.two_hand_codec.mirror_left_points` do.
+
+:class:`PackHandwiseInputs` packs the two crops side by side for
+``HandwiseTopDownReconstructor`` and flips the ground truth back to the
+original camera frame (:mod:`mmhand2p.codecs.handwise`). ``ColorJitter`` and
+``MotionBlur`` take one image and do not yet run between the two.
 """
 from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from mmhand2p.codecs import left_as_right, mirror_left_points
+from mmhand2p.codecs.handwise import (handwise_mano_to_camera,
+                                      handwise_points_to_camera)
 from mmhand2p.registry import TRANSFORMS
+from mmhand2p.utils.geometry import project_points
+from .formatting import PackTwoHandInputs
 from .geometric import (PRIOR_MAP_KEYS, TwoHandCropAffine, _mano_rotate,
                         _transform_boxes, apply_affine, compose_affine,
                         crop_camera, flip_affine, invert_affine)
 
-__all__ = ['HandwiseCropAffine', 'mirror_crop_affine', 'mirror_crop_camera']
+__all__ = [
+    'HandwiseCropAffine', 'PackHandwiseInputs', 'mirror_crop_affine',
+    'mirror_crop_camera'
+]
 
 
 def mirror_crop_affine(input_w: int) -> np.ndarray:
@@ -284,3 +297,95 @@ class HandwiseCropAffine(BaseTransform):
         return (f'{self.__class__.__name__}(input_size={self.input_size}, '
                 f'padding={self.padding}, test_mode={self.test_mode}, '
                 f'min_size={self.min_size})')
+
+
+@TRANSFORMS.register_module()
+class PackHandwiseInputs(BaseTransform):
+    """Pack the hand-wise crops for a model and the scene's ground truth for
+    every consumer.
+
+    * ``inputs``: the two crops side by side, ``(C, H, 2 W)`` uint8 (right
+      crop left, mirrored left crop right), so that the standard
+      ``ImgDataPreprocessor`` normalises and batches them; the model splits
+      them back into ``(2 B, C, H, W)``.
+    * ``gt_hands``: the hands in the **original camera frame** (what the
+      metrics, the visualizer and the refiner read): the crop-frame targets
+      of :class:`HandwiseCropAffine` flipped back with
+      :func:`~mmhand2p.codecs.handwise.handwise_points_to_camera` /
+      :func:`~mmhand2p.codecs.handwise.handwise_mano_to_camera`;
+      ``joints_2d`` and ``bboxes`` in original image pixels (a box is the
+      bounds of its crop box's corners mapped back: the original box in
+      test mode, a box containing it after a rotation).
+    * metainfo: ``cam_intrinsics`` = the original camera, ``img_shape`` =
+      the original image's, ``crop_affine`` identity, ``rot_z`` identity
+      (the sample's frame is the original image, as for a whole-image
+      model), and the per-crop geometry ``handwise_cam_intrinsics``
+      ``(2, 3, 3)``, ``handwise_rot_z`` ``(2, 3, 3)``,
+      ``handwise_crop_affine`` ``(2, 2, 3)``.
+
+    Dense prior maps (``gt_seg`` / ``gt_depth``) are not packed.
+    """
+
+    HANDWISE_META_KEYS = ('handwise_cam_intrinsics', 'handwise_rot_z',
+                          'handwise_crop_affine')
+
+    def transform(self, results: Dict) -> Dict:
+        if not results.get('handwise'):
+            raise KeyError('PackHandwiseInputs packs the output of '
+                           'HandwiseCropAffine (results["handwise"] unset; '
+                           f'img_path={results.get("img_path")})')
+        out = dict(results)
+        img = np.asarray(results['img'])
+        out['img'] = np.concatenate([img[0], img[1]], axis=1)
+        rz = np.asarray(results['rot_z'], np.float64)
+        k = np.asarray(results['ori_cam_intrinsics'], np.float64)
+        for key in ('joints_3d', 'vertices'):
+            if key in results:
+                out[key] = handwise_points_to_camera(
+                    np.asarray(results[key], np.float64),
+                    rz).astype(np.float32)
+        if 'mano_pose' in results and 'mano_root_joint' in results:
+            pose, transl = handwise_mano_to_camera(
+                torch.from_numpy(np.asarray(results['mano_pose'],
+                                            np.float64)),
+                torch.from_numpy(np.asarray(results['mano_transl'],
+                                            np.float64)),
+                torch.from_numpy(
+                    np.asarray(results['mano_root_joint'], np.float64)),
+                torch.from_numpy(rz))
+            out['mano_pose'] = pose.numpy().astype(np.float32)
+            out['mano_transl'] = transl.numpy().astype(np.float32)
+            out['mano_root_joint'] = mirror_left_points(
+                np.asarray(results['mano_root_joint'],
+                           np.float64)[..., None, :])[..., 0, :].astype(
+                               np.float32)
+        if 'joints_3d' in out:
+            out['joints_2d'] = project_points(
+                torch.from_numpy(out['joints_3d'].astype(np.float64)),
+                torch.from_numpy(k)).numpy().astype(np.float32)
+        crop_affine = np.asarray(results['crop_affine'], np.float64)
+        if 'bboxes' in results:
+            b = np.asarray(results['bboxes'], np.float32)
+            out['bboxes'] = np.concatenate([
+                _transform_boxes(b[i:i + 1], invert_affine(crop_affine[i]))
+                for i in range(2)
+            ])
+        for key in PRIOR_MAP_KEYS:
+            out.pop(key, None)
+        h, w = results.get('ori_shape', img.shape[1:3])[:2]
+        out.update(
+            cam_intrinsics=k.astype(np.float32),
+            img_shape=(int(h), int(w)),
+            input_size=(int(w), int(h)),
+            crop_affine=np.eye(2, 3, dtype=np.float32),
+            rot_z=np.eye(3, dtype=np.float32),
+            handwise_cam_intrinsics=np.asarray(results['cam_intrinsics'],
+                                               np.float32),
+            handwise_rot_z=rz.astype(np.float32),
+            handwise_crop_affine=crop_affine.astype(np.float32))
+        for key in ('input_center', 'input_scale'):
+            out.pop(key, None)
+        pack = PackTwoHandInputs(
+            meta_keys=PackTwoHandInputs.DEFAULT_META_KEYS +
+            self.HANDWISE_META_KEYS)
+        return pack.transform(out)
