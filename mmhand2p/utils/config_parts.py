@@ -120,12 +120,17 @@ def part_config(cfg: Union[dict, str],
     return ConfigDict(copy.deepcopy(cfg)), None
 
 
-def test_transform(full: Optional[Config], name: str) -> Optional[dict]:
+def test_transform(full: Optional[Config],
+                   name: Union[str, Sequence[str]]) -> Optional[dict]:
     """The first transform of type ``name`` (scope prefixes ignored) in a
     config's test pipeline (``test_dataloader``, ``val_dataloader``, also
-    wrapped datasets, then ``test_pipeline`` / ``val_pipeline``)."""
+    wrapped datasets, then ``test_pipeline`` / ``val_pipeline``).
+
+    ``name`` may be several types (e.g. ``('TwoHandCropAffine',
+    'HandwiseCropAffine')``): the first transform of any of them."""
     if full is None:
         return None
+    names = (name, ) if isinstance(name, str) else tuple(name)
     pipelines = []
     for key in ('test_dataloader', 'val_dataloader'):
         dataset = (full.get(key) or {}).get('dataset') or {}
@@ -135,7 +140,7 @@ def test_transform(full: Optional[Config], name: str) -> Optional[dict]:
     for pipeline in pipelines:
         for t in pipeline or []:
             if isinstance(t, dict) and str(t.get('type',
-                                                 '')).split('.')[-1] == name:
+                                                 '')).split('.')[-1] in names:
                 return t
     return None
 

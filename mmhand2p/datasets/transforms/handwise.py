@@ -23,7 +23,7 @@ right-hand space exactly as
 original camera frame (:mod:`mmhand2p.codecs.handwise`). ``ColorJitter`` and
 ``MotionBlur`` take one image and do not yet run between the two.
 """
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -324,10 +324,18 @@ class PackHandwiseInputs(BaseTransform):
       ``handwise_crop_affine`` ``(2, 2, 3)``.
 
     Dense prior maps (``gt_seg`` / ``gt_depth``) are not packed.
+
+    Args:
+        gt_keys (Sequence[str], optional): per-hand keys for ``gt_hands``,
+            as in :class:`PackTwoHandInputs` (None: its defaults; ``()``
+            packs no ground truth, e.g. for ``DetectThenReconstruct``).
     """
 
     HANDWISE_META_KEYS = ('handwise_cam_intrinsics', 'handwise_rot_z',
                           'handwise_crop_affine')
+
+    def __init__(self, gt_keys: Optional[Sequence[str]] = None) -> None:
+        self.gt_keys = None if gt_keys is None else tuple(gt_keys)
 
     def transform(self, results: Dict) -> Dict:
         if not results.get('handwise'):
@@ -387,5 +395,6 @@ class PackHandwiseInputs(BaseTransform):
             out.pop(key, None)
         pack = PackTwoHandInputs(
             meta_keys=PackTwoHandInputs.DEFAULT_META_KEYS +
-            self.HANDWISE_META_KEYS)
+            self.HANDWISE_META_KEYS,
+            gt_keys=self.gt_keys)
         return pack.transform(out)

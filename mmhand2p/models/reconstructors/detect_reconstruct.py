@@ -40,6 +40,17 @@ __all__ = ['DetectThenReconstruct', 'merge_part_checkpoints']
 #: integers (``docs/data_pipeline.md``), so detector boxes move by this.
 DET_BOX_OFFSET = -0.5
 
+#: the crop steps of a reconstructor's test pipeline that
+#: DetectThenReconstruct runs per pair (with ``test_mode=True``), each with
+#: the pack steps that may follow it (the first is used when the pipeline
+#: names none): one two-hand crop, or the hand-wise crops (each hand from its
+#: own box, the left mirrored; the pack and the model flip the outputs back
+#: into the image's camera frame)
+CROP_STEPS = {
+    'TwoHandCropAffine': ('PackTwoHandInputs', ),
+    'HandwiseCropAffine': ('PackHandwiseInputs', ),
+}
+
 #: per-hand prediction fields copied from the reconstructor's output
 _HAND_FIELDS = ('joints_3d', 'vertices', 'joints_2d', 'mano_pose',
                 'mano_betas', 'mano_transl')
@@ -138,13 +149,22 @@ class DetectThenReconstruct(BaseModel):
     2. **Pair.** :func:`~mmhand2p.models.reconstructors.pairing.pair_hands`
        with ``pair_cfg`` (proximity matching of right / left boxes; left
        over hands are single-hand pairs).
-    3. **Crop.** Each pair is cut by ``TwoHandCropAffine(test_mode=True)``
-       (the union of its boxes, ``crop_padding``, the aspect ratio of
-       ``crop_input_size``; no rotation) and packed by
-       ``PackTwoHandInputs`` -- the training / test pipeline's own code, so
-       the crop and its virtual camera ``K'`` (metainfo ``cam_intrinsics``)
-       are exactly those the reconstructor was trained with. Without
-       rotation the crop camera has the same frame as the image camera.
+    3. **Crop.** Each pair is cut by the crop step of the reconstructor's
+       test pipeline (:data:`CROP_STEPS`, found by type, built with
+       ``test_mode=True``) and packed by its pack step -- the training /
+       test pipeline's own code, so the crop and its virtual camera are
+       exactly those the reconstructor was trained with.
+       ``TwoHandCropAffine`` + ``PackTwoHandInputs`` (the default, also for
+       a reconstructor given as a model dict): one crop around the union of
+       the pair's boxes (``crop_padding``, the aspect ratio of
+       ``crop_input_size``; no rotation), its camera ``K'`` in metainfo
+       ``cam_intrinsics``; without rotation the crop camera has the same
+       frame as the image camera. ``HandwiseCropAffine`` +
+       ``PackHandwiseInputs`` (``HandwiseTopDownReconstructor``): each hand
+       of the pair from its own box, the left crop mirrored (a hand missing
+       from the pair is cut from the other's box and not reported); the
+       pack states the image's own ``cam_intrinsics`` / ``img_shape`` and
+       the model flips its outputs back into the image's camera frame.
     4. **Reconstruct.** All crops of the batch go through the
        reconstructor's data preprocessor and its public ``predict`` at once
        (any :class:`~mmhand2p.models.reconstructors.base.
@@ -220,12 +240,13 @@ class DetectThenReconstruct(BaseModel):
             ``max_pairs`` defaults to 10 here (the best pairs by score; a
             bound on the crops per image), None for no bound.
         crop_input_size (Sequence[int], optional): the reconstructor's input
-            ``(w, h)``. None: the ``TwoHandCropAffine`` of the reconstructor
-            config's test pipeline when ``reconstructor`` is a file, else
-            (256, 256).
-        crop_padding (float, optional): enlargement of the union box, the
-            same as ``TwoHandCropAffine(padding=...)`` in training. None:
-            from that transform, else 1.25.
+            ``(w, h)`` (of each hand's crop for hand-wise crops). None: the
+            crop step (``TwoHandCropAffine`` / ``HandwiseCropAffine``) of
+            the reconstructor config's test pipeline when ``reconstructor``
+            is a file, else (256, 256).
+        crop_padding (float, optional): enlargement of the union box (of
+            each hand's box), the same as the crop step's ``padding`` in
+            training. None: from that transform, else 1.25.
         focal_factor (float): focal length of images without intrinsics, in
             units of ``max(H, W)``. Defaults to 1.0 (about 53 degrees across
             the longer side).
@@ -323,7 +344,14 @@ class DetectThenReconstruct(BaseModel):
                 'BaseTwoHandReconstructor taking two-hand crops (e.g. '
                 'TopDownTwoHandReconstructor), got '
                 f'{type(self.reconstructor).__name__}')
-        crop_t = _test_transform(rec_full, 'TwoHandCropAffine') or {}
+        # the crop step of the reconstructor's test pipeline (a two-hand
+        # crop or hand-wise crops) and its pack step, by registered type
+        crop_t = _test_transform(rec_full, tuple(CROP_STEPS)) or {}
+        crop_type = str(crop_t.get('type',
+                                   'TwoHandCropAffine')).split('.')[-1]
+        pack_t = _test_transform(rec_full, CROP_STEPS[crop_type]) or {}
+        pack_type = str(pack_t.get('type',
+                                   CROP_STEPS[crop_type][0])).split('.')[-1]
         if crop_input_size is None:
             crop_input_size = crop_t.get('input_size', (256, 256))
         if crop_padding is None:
@@ -334,13 +362,13 @@ class DetectThenReconstruct(BaseModel):
         # (models and datasets are side by side: no import between them)
         self.crop_transform = TRANSFORMS.build(
             dict(
-                type='mmhand2p.TwoHandCropAffine',
+                type=f'mmhand2p.{crop_type}',
                 input_size=self.crop_input_size,
                 padding=self.crop_padding,
                 min_size=float(crop_t.get('min_size', 8.0)),
                 test_mode=True))
         self.pack_transform = TRANSFORMS.build(
-            dict(type='mmhand2p.PackTwoHandInputs', gt_keys=()))
+            dict(type=f'mmhand2p.{pack_type}', gt_keys=()))
 
         self.reconstructor_checkpoint = reconstructor_checkpoint
         if reconstructor_checkpoint:
@@ -584,8 +612,8 @@ class DetectThenReconstruct(BaseModel):
     def crop_pair(self, image: Tensor, cam: np.ndarray, det: dict,
                   pair: Tuple[int, int]) -> Tuple[Tensor, HandDataSample]:
         """The reconstructor's input for one pair, made by the test
-        pipeline's ``TwoHandCropAffine(test_mode=True)`` and
-        ``PackTwoHandInputs``.
+        pipeline's crop step (``TwoHandCropAffine`` or
+        ``HandwiseCropAffine``, ``test_mode=True``) and its pack step.
 
         Args:
             image (Tensor): ``(3, H, W)`` BGR image.
@@ -597,7 +625,9 @@ class DetectThenReconstruct(BaseModel):
             tuple: the crop ``(3, h, w)`` (dtype of the image) and a
             ``HandDataSample`` whose metainfo has the crop's
             ``cam_intrinsics`` ``K'``, ``input_size``, ``crop_affine``
-            (image -> crop), ``input_center``, ``input_scale``...
+            (image -> crop), ``input_center``, ``input_scale``... (hand-wise:
+            the two crops side by side, the image's camera and per-crop
+            ``handwise_*`` geometry, see ``PackHandwiseInputs``).
         """
         bboxes = np.zeros((2, 4), np.float32)
         valid = np.zeros(2, bool)
@@ -625,10 +655,12 @@ class DetectThenReconstruct(BaseModel):
         (``refine`` mask).
 
         Returns:
-            tuple: per crop ``InstanceData`` (2 instances, crop frame ==
-            image camera frame), ``refined`` flags, the stage-1
-            ``(joints_3d, vertices)`` if refinement was on (else None) and
-            the reconstructor's ``refinement`` time in ms (None when off).
+            tuple: per crop ``InstanceData`` (2 instances, in the image's
+            camera frame: the two-hand crop's frame is the image camera's,
+            hand-wise outputs are flipped back by the model), ``refined``
+            flags, the stage-1 ``(joints_3d, vertices)`` if refinement was
+            on (else None) and the reconstructor's ``refinement`` time in ms
+            (None when off).
         """
         rec = self.reconstructor
         on = self.refine and rec.refines
