@@ -75,7 +75,8 @@ class GenerateTwoHandTargets(BaseTransform):
         with_rot6d (bool, optional): deprecated, set it in the codec
             (default True: add ``mano_pose_6d``).
         left_as_right (bool, optional): deprecated, set it in the codec
-            (default False: the InterWild / A2P convention above).
+            (default False; True mirrors the left hand's parameters, see
+            docs/data_pipeline.md).
         root_index (int, optional): deprecated, set it in the codec
             (default 0: the wrist).
 
