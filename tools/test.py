@@ -141,9 +141,19 @@ def main(argv=None) -> None:
     cfg = merge_args(cfg, args)
     # torchrun without CUDA: gloo, CPU processes (else mmengine's init_dist
     # calls torch.cuda.set_device); refuses slurm / mpi with a message
-    from mmhand2p.utils.dist_env import setup_cpu_distributed
-    setup_cpu_distributed(cfg)
+    from mmhand2p.utils.dist_env import (setup_cpu_distributed,
+                                         teardown_cpu_distributed)
+    owned = setup_cpu_distributed(cfg)
+    succeeded = False
+    try:
+        _run(cfg, args)
+        succeeded = True
+    finally:
+        teardown_cpu_distributed(owned, succeeded)
 
+
+def _run(cfg, args) -> None:
+    """Build the Runner and test; ``--out`` replaced only on success."""
     from mmengine.dist import is_main_process
     from mmengine.evaluator import DumpResults
     from mmengine.logging import print_log

@@ -189,16 +189,21 @@ def main(argv=None) -> None:
     cfg = merge_args(cfg, args)
     # torchrun without CUDA: gloo, CPU processes (else mmengine's init_dist
     # calls torch.cuda.set_device); refuses slurm / mpi with a message
-    from mmhand2p.utils.dist_env import setup_cpu_distributed
-    setup_cpu_distributed(cfg)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    from mmhand2p.utils.dist_env import (setup_cpu_distributed,
+                                         teardown_cpu_distributed)
+    owned = setup_cpu_distributed(cfg)
+    succeeded = False
+    try:
+        from mmengine.registry import RUNNERS
+        from mmengine.runner import Runner
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.train()
+        succeeded = True
+    finally:
+        teardown_cpu_distributed(owned, succeeded)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import os
 import torch
 from mmengine.logging import print_log
 
-__all__ = ['setup_cpu_distributed']
+__all__ = ['setup_cpu_distributed', 'teardown_cpu_distributed']
 
 #: model wrappers that are ``DistributedDataParallel`` (mmengine adds
 #: ``device_ids=[LOCAL_RANK]`` to these, which DDP refuses for CPU modules)
@@ -84,3 +84,25 @@ def setup_cpu_distributed(cfg) -> bool:
             '.')[-1] in _DDP_WRAPPERS:
         wrapper.setdefault('device_ids', None)
     return True
+
+
+def teardown_cpu_distributed(owned: bool, succeeded: bool = True) -> None:
+    """End a process group that :func:`setup_cpu_distributed` started
+    (``owned``): after a successful run every rank waits for the others,
+    then the group is destroyed before the interpreter exits. After a
+    failure (``succeeded=False``) the group is destroyed without waiting: the
+    other ranks may be blocked in a collective that this rank will never
+    join, and torchrun stops them.
+
+    Without it, a rank that leaves while gloo's threads of another rank are
+    still talking to it can die at exit with "terminate called without an
+    active exception" (SIGABRT) although its work is done, and torchrun
+    then reports the run as failed.
+    """
+    if not owned or not torch.distributed.is_initialized():
+        return
+    try:
+        if succeeded:
+            torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
