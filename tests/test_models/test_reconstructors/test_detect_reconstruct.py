@@ -22,7 +22,6 @@ from mmhand2p.datasets.transforms import (PackFullImageInputs,
                                           invert_affine)
 from mmhand2p.models.reconstructors import merge_part_checkpoints
 from mmhand2p.registry import MODELS
-from mmhand2p.synthetic import generate_synthetic_interhand
 from mmhand2p.utils.geometry import project_points
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -66,21 +65,6 @@ def model():
     m = _model()
     m.detector.init_weights()  # RTMDet's prior: scores of about 0.01
     return m
-
-
-@pytest.fixture(scope='module')
-def syn_root(tmp_path_factory):
-    # seed 2: two interacting-hand images and two left-hand-only images
-    root = str(tmp_path_factory.mktemp('syn_full'))
-    generate_synthetic_interhand(
-        root,
-        'test',
-        num_frames=2,
-        num_cams=2,
-        image_size=128,
-        seed=2,
-        coco_boxes=False)
-    return root
 
 
 def _dataset(root, pipeline):

@@ -13,7 +13,6 @@ from mmengine.dataset import pseudo_collate
 
 from mmhand2p.datasets import InterHand26MDataset
 from mmhand2p.registry import MODELS
-from mmhand2p.synthetic import generate_synthetic_interhand
 from mmhand2p.utils.geometry import project_points
 
 REPO = osp.dirname(
@@ -37,21 +36,6 @@ def model():
             reconstructor=HANDWISE,
             det_input_size=(128, 128),
             box_source='gt')).eval()
-
-
-@pytest.fixture(scope='module')
-def syn_root(tmp_path_factory):
-    # seed 2: two interacting-hand images and two left-hand-only images
-    root = str(tmp_path_factory.mktemp('syn_handwise'))
-    generate_synthetic_interhand(
-        root,
-        'test',
-        num_frames=2,
-        num_cams=2,
-        image_size=128,
-        seed=2,
-        coco_boxes=False)
-    return root
 
 
 def _samples(root, pipeline):
